@@ -1,0 +1,108 @@
+"""Pair relations between multi-hot label sets.
+
+Every loss and every retrieval metric of the project asks the same few questions of two label sets
+``Y_i`` and ``Y_j``: how many labels they share, whether they share any, whether they are identical, their
+Jaccard and cosine similarity, and how rare each label is. They live here once, vectorised as matrix
+products, so that a loss over ``M`` anchors and ``R`` candidates costs ``O(M·R·C)``.
+
+Labels are multi-hot ``(N, C)`` tensors of 0/1 values (bool, integer or float). An image with no label
+is allowed: it shares nothing with anyone, and its Jaccard/cosine with anything is 0.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+
+def as_multi_hot(labels: Tensor, name: str = "labels", dtype: torch.dtype = torch.float32) -> Tensor:
+    """Validate a multi-hot label matrix and return it as ``dtype``.
+
+    Raises ``ValueError`` naming ``name`` when the tensor is not 2-D or holds values other than 0 and 1,
+    because a soft or mis-encoded label would silently change every pair relation below.
+    """
+    if not isinstance(labels, Tensor):
+        labels = torch.as_tensor(labels)
+    if labels.dim() != 2:
+        raise ValueError(f"{name} must be a multi-hot matrix of shape (N, C); got shape {tuple(labels.shape)}")
+    if labels.dtype != torch.bool:
+        bad = (labels != 0) & (labels != 1)
+        if bool(bad.any()):
+            row, col = (int(v) for v in bad.nonzero()[0])
+            raise ValueError(
+                f"{name} must hold only 0/1 values; found {labels[row, col].item()!r} at row {row}, column {col}"
+            )
+    return labels.to(dtype)
+
+
+def shared_count(a: Tensor, b: Tensor) -> Tensor:
+    """``|Y_i ∩ Y_j|`` for every row of ``a`` (N, C) against every row of ``b`` (R, C): (N, R)."""
+    return a @ b.T
+
+
+def union_count(a: Tensor, b: Tensor, shared: Tensor | None = None) -> Tensor:
+    """``|Y_i ∪ Y_j|`` as ``|Y_i| + |Y_j| − |Y_i ∩ Y_j|``: (N, R)."""
+    if shared is None:
+        shared = shared_count(a, b)
+    return a.sum(1, keepdim=True) + b.sum(1)[None, :] - shared
+
+
+def any_overlap(a: Tensor, b: Tensor) -> Tensor:
+    """Boolean (N, R): the two images share at least one label (SupCon's ``any`` rule)."""
+    return shared_count(a, b) > 0
+
+
+def exact_match(a: Tensor, b: Tensor) -> Tensor:
+    """Boolean (N, R): identical, non-empty label sets (SupCon's ``all`` rule).
+
+    Two unlabelled images are *not* a match: an unlabelled image is a negative for everyone.
+    """
+    shared = shared_count(a, b)
+    return (shared == a.sum(1, keepdim=True)) & (shared == b.sum(1)[None, :]) & (shared > 0)
+
+
+def jaccard(a: Tensor, b: Tensor) -> Tensor:
+    """``|Y_i ∩ Y_j| / |Y_i ∪ Y_j|`` (N, R), 0 where both sets are empty."""
+    shared = shared_count(a, b)
+    union = union_count(a, b, shared)
+    return shared / union.clamp_min(1)
+
+
+def cosine(a: Tensor, b: Tensor) -> Tensor:
+    """Cosine of the two multi-hot vectors (N, R), 0 where either set is empty."""
+    norms = a.sum(1, keepdim=True).sqrt() * b.sum(1)[None, :].sqrt()
+    return shared_count(a, b) / norms.clamp_min(1e-12)
+
+
+def weighted_jaccard(a: Tensor, b: Tensor, weights: Tensor) -> Tensor:
+    """``Σ_{c∈Y_i∩Y_j} w_c / Σ_{c∈Y_i∪Y_j} w_c`` (N, R) for positive per-label weights (C,).
+
+    With rarity weights this is MACL's pair weight ``w_ip``: a shared rare label counts for more than a
+    shared common one. 0 where both sets are empty.
+    """
+    shared = (a * weights) @ b.T
+    union = (a * weights).sum(1, keepdim=True) + (b * weights).sum(1)[None, :] - shared
+    return shared / union.clamp_min(torch.finfo(union.dtype).tiny)
+
+
+def label_rarity(label_counts: Tensor, num_samples: int, gamma: float) -> Tensor:
+    """Label rarity ``r_c = ((N + 1) / (n_c + 1))^gamma``, divided by its mean over labels.
+
+    Normalising to mean 1 keeps the overall loss scale independent of ``gamma`` and of the number of
+    labels; ``gamma = 0`` gives ``r_c = 1`` for every label (frequency sensitivity off). The ``+1`` keeps a
+    label absent from the training set finite.
+    """
+    counts = torch.as_tensor(label_counts, dtype=torch.float64)
+    if counts.dim() != 1 or counts.numel() == 0:
+        raise ValueError(f"label_counts must be a non-empty 1-D sequence; got shape {tuple(counts.shape)}")
+    if bool((counts < 0).any()):
+        raise ValueError(f"label_counts must be non-negative; got {counts.tolist()}")
+    if num_samples <= 0 or num_samples < counts.max().item():
+        raise ValueError(
+            f"num_samples ({num_samples}) must be positive and at least the largest label count "
+            f"({int(counts.max().item())})"
+        )
+    if gamma < 0:
+        raise ValueError(f"gamma must be >= 0; got {gamma}")
+    rarity = ((num_samples + 1) / (counts + 1)) ** gamma
+    return rarity / rarity.mean()
