@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import loss_oracles as oracle
 import pytest
 import torch
 
+import loss_oracles as oracle
 from macl.losses import (
     JaccardSupConLoss,
     MACLLoss,

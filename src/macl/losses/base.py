@@ -35,24 +35,48 @@ from macl.labels import as_multi_hot
 _EPS = 1e-12
 
 
+def exclude_self(matrix: Tensor, self_index: Tensor, value: float) -> Tensor:
+    """``matrix`` (M, R) with entry ``(i, self_index[i])`` set to ``value`` wherever ``self_index[i] >= 0``.
+
+    Out of place and ``O(M)``: the contrast set ``A(i)`` differs from "all candidates" in at most one
+    entry per row, so it is stored as that entry's position rather than as a dense (M, R) mask.
+    """
+    rows = (self_index >= 0).nonzero().squeeze(1)
+    return matrix.index_put((rows, self_index[rows]), torch.tensor(value, dtype=matrix.dtype, device=matrix.device))
+
+
 @dataclass(frozen=True)
 class PairBatch:
     """The anchors of a batch against their candidates (the batch itself, or a reference set).
 
     Attributes:
         sim: cosine similarities ``s_ia`` (M, R), float32 or float64.
-        contrast: boolean (M, R), ``a ∈ A(i)``: every candidate except the anchor itself.
+        self_index: (M,) position of anchor ``i`` among the candidates, ``-1`` where it is not one of them.
+            ``A(i)`` is every candidate except that one.
         labels: anchor labels (M, C) as 0/1 floats, or ``None`` for a label-free loss.
         ref_labels: candidate labels (R, C), or ``None``.
         ids, ref_ids: image identities (M,), (R,) for a loss whose positives are views of one image.
     """
 
     sim: Tensor
-    contrast: Tensor
+    self_index: Tensor
     labels: Tensor | None
     ref_labels: Tensor | None
     ids: Tensor | None = None
     ref_ids: Tensor | None = None
+
+    def in_contrast(self, matrix: Tensor) -> Tensor:
+        """``matrix`` restricted to ``A(i)``: each anchor's own entry zeroed (or set False)."""
+        return exclude_self(matrix, self.self_index, 0)
+
+    def positives_per_label(self) -> Tensor:
+        """``|P_c(i)|`` (M, C): candidates in ``A(i)`` carrying label ``c``, from column sums in ``O(R·C)``."""
+        assert self.ref_labels is not None
+        counts = self.ref_labels.sum(0).expand(self.sim.shape[0], -1)
+        own = torch.where(
+            (self.self_index >= 0)[:, None], self.ref_labels[self.self_index.clamp_min(0)], torch.zeros_like(counts)
+        )
+        return counts - own
 
 
 @dataclass(frozen=True)
@@ -101,53 +125,51 @@ def build_pair_batch(
     if ref_emb is None:
         if ref_self_index is not None:
             raise ValueError("ref_self_index only makes sense with ref_emb")
-        zr, ref_labels = z, labels
-        contrast = ~torch.eye(m, dtype=torch.bool, device=z.device)
+        return PairBatch(z @ z.T, torch.arange(m, device=z.device), labels, labels)
+
+    if ref_emb.dim() != 2 or ref_emb.shape[1] != z.shape[1]:
+        raise ValueError(f"ref_emb must be (R, {z.shape[1]}) like embeddings; got shape {tuple(ref_emb.shape)}")
+    zr = F.normalize(ref_emb.to(dtype), dim=1)
+    if ref_labels is not None:
+        ref_labels = as_multi_hot(ref_labels, "ref_labels", dtype)
+        if ref_labels.shape[0] != zr.shape[0]:
+            raise ValueError(f"ref_labels has {ref_labels.shape[0]} rows but ref_emb has {zr.shape[0]}")
+        if labels is not None and ref_labels.shape[1] != labels.shape[1]:
+            raise ValueError(f"ref_labels has {ref_labels.shape[1]} label columns but labels has {labels.shape[1]}")
+    if ref_self_index is None:
+        self_index = torch.full((m,), -1, dtype=torch.long, device=z.device)
     else:
-        if ref_emb.dim() != 2 or ref_emb.shape[1] != z.shape[1]:
-            raise ValueError(f"ref_emb must be (R, {z.shape[1]}) like embeddings; got shape {tuple(ref_emb.shape)}")
-        zr = F.normalize(ref_emb.to(dtype), dim=1)
-        if ref_labels is not None:
-            ref_labels = as_multi_hot(ref_labels, "ref_labels", dtype)
-            if ref_labels.shape[0] != zr.shape[0]:
-                raise ValueError(f"ref_labels has {ref_labels.shape[0]} rows but ref_emb has {zr.shape[0]}")
-            if labels is not None and ref_labels.shape[1] != labels.shape[1]:
-                raise ValueError(f"ref_labels has {ref_labels.shape[1]} label columns but labels has {labels.shape[1]}")
-        contrast = torch.ones(m, zr.shape[0], dtype=torch.bool, device=z.device)
-        if ref_self_index is not None:
-            idx = torch.as_tensor(ref_self_index, device=z.device).long()
-            if idx.shape != (m,) or bool((idx >= zr.shape[0]).any()) or bool((idx < -1).any()):
-                raise ValueError(f"ref_self_index must be (M,) positions in ref_emb or -1; got {idx.tolist()}")
-            rows = (idx >= 0).nonzero().squeeze(1)
-            contrast[rows, idx[rows]] = False
-    return PairBatch(sim=z @ zr.T, contrast=contrast, labels=labels, ref_labels=ref_labels)
+        self_index = torch.as_tensor(ref_self_index, device=z.device).long()
+        if self_index.shape != (m,) or bool((self_index >= zr.shape[0]).any()) or bool((self_index < -1).any()):
+            raise ValueError(f"ref_self_index must be (M,) positions in ref_emb or -1; got {self_index.tolist()}")
+    return PairBatch(z @ zr.T, self_index, labels, ref_labels)
 
 
-def masked_logsumexp(logits: Tensor, mask: Tensor) -> Tensor:
-    """``log Σ_{a: mask} exp(logits_a)`` over the last dimension, stable and NaN-free.
+def contrast_logsumexp(logits: Tensor, self_index: Tensor) -> Tensor:
+    """``log Σ_{a∈A(i)} exp(logits_ia)`` for every row (M,), stable and NaN-free.
 
-    The maximum is taken over the masked entries only and detached (it cancels analytically). Entries
-    outside the mask are replaced before ``exp`` rather than multiplied by zero afterwards, because an
-    excluded self-similarity ``1/T`` can overflow ``exp`` and ``inf · 0`` is NaN. A row with an empty
-    mask gets a finite value; its terms are always masked out by the caller.
+    The maximum is taken over ``A(i)`` only and detached (it cancels analytically). The anchor's own
+    entry is replaced by ``-inf`` before ``exp`` rather than multiplied by zero afterwards, because a
+    self-similarity ``1/T`` can overflow ``exp`` and ``inf · 0`` is NaN. A row whose ``A(i)`` is empty
+    gets a finite value; its terms are always masked out by the caller.
     """
-    masked = logits.masked_fill(~mask, float("-inf"))
+    masked = exclude_self(logits, self_index, float("-inf"))
     row_max = masked.amax(dim=-1, keepdim=True).detach()
     row_max = torch.where(torch.isfinite(row_max), row_max, torch.zeros_like(row_max))
     total = torch.exp(masked - row_max).sum(dim=-1, keepdim=True)
     return (row_max + torch.log(total.clamp_min(torch.finfo(total.dtype).tiny))).squeeze(-1)
 
 
-def masked_log_softmax(logits: Tensor, mask: Tensor) -> Tensor:
-    """``l_ia = logits_ia − log Σ_{a'∈A(i)} exp(logits_ia')``; finite everywhere, meaningful on ``mask``."""
-    return logits - masked_logsumexp(logits, mask).unsqueeze(-1)
+def contrast_log_softmax(logits: Tensor, self_index: Tensor) -> Tensor:
+    """``l_ia = logits_ia − log Σ_{a'∈A(i)} exp(logits_ia')``; finite everywhere, meaningful on ``A(i)``."""
+    return logits - contrast_logsumexp(logits, self_index).unsqueeze(-1)
 
 
 def weighted_positive_terms(log_prob: Tensor, pos_weight: Tensor, *, normalise_by: str = "weight") -> AnchorTerms:
     """Per-anchor terms ``−Σ_p w_ip l_ip / Z_i`` of the single-level losses (SupCon and relatives).
 
-    ``pos_weight`` (M, R) is zero outside the anchor's positives (and outside ``A(i)``). ``Z_i`` is the
-    sum of the weights (``'weight'``, a weighted mean) or the number of positives (``'count'``, the
+    ``pos_weight`` (M, R) is zero outside the anchor's positives (and on the anchor itself). ``Z_i`` is
+    the sum of the weights (``'weight'``, a weighted mean) or the number of positives (``'count'``, the
     convention of losses whose weights modulate each positive rather than average them).
     """
     positive = pos_weight > 0

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from macl.labels import jaccard
-from macl.losses.base import AnchorTerms, ContrastiveLoss, PairBatch, masked_log_softmax, weighted_positive_terms
+from macl.losses.base import AnchorTerms, ContrastiveLoss, PairBatch, contrast_log_softmax, weighted_positive_terms
 
 
 class JaccardSupConLoss(ContrastiveLoss):
@@ -30,9 +30,9 @@ class JaccardSupConLoss(ContrastiveLoss):
 
     def anchor_terms(self, batch: PairBatch) -> AnchorTerms:
         assert batch.labels is not None and batch.ref_labels is not None
-        log_prob = masked_log_softmax(batch.sim / self.tau, batch.contrast)
+        log_prob = contrast_log_softmax(batch.sim / self.tau, batch.self_index)
         jac = jaccard(batch.labels, batch.ref_labels)
-        weight = jac * ((jac > self.threshold) & batch.contrast)
+        weight = batch.in_contrast(jac * (jac > self.threshold))
         return weighted_positive_terms(log_prob, weight, normalise_by="count")
 
     def extra_repr(self) -> str:

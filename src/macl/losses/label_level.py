@@ -6,7 +6,9 @@ are the candidates that carry ``c``:
     L_ic = − Σ_{p∈P_c(i)} w_ip · l_ip / Σ_{p∈P_c(i)} w_ip,     P_c(i) = {p ∈ A(i) : c ∈ Y_p}
 
 Summing over ``p ∈ P_c(i)`` for every ``c`` at once is a matrix product with the candidates' label
-matrix, so the cost is ``O(M·R·C)`` with no loop over anchors or labels.
+matrix, so the cost is ``O(M·R·C)`` with no loop over anchors or labels. The log-probability is never
+materialised: with ``l_ip = x_ip − lse_i`` (``x`` the logits, ``lse_i`` the log-normaliser over
+``A(i)``), ``Σ_p w_ip l_ip = Σ_p w_ip x_ip − lse_i · Σ_p w_ip``.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from macl.losses.base import _EPS, AnchorTerms, PairBatch, masked_logsumexp
+from macl.losses.base import _EPS, AnchorTerms, PairBatch, contrast_logsumexp
 
 REDUCTIONS = ("label", "sample")
 
@@ -23,7 +25,7 @@ def label_level_terms(
     batch: PairBatch,
     pair_weight: Tensor,
     *,
-    log_prob: Tensor | None = None,
+    logits: Tensor | None = None,
     label_temperature: Tensor | None = None,
     label_weight: Tensor | None = None,
     reduction: str = "label",
@@ -33,36 +35,34 @@ def label_level_terms(
     Args:
         batch: the paired batch (labels required).
         pair_weight: ``w_ip`` (M, R), positive on every pair that may be a positive (1 without PLR).
-        log_prob: ``l_ip`` (M, R) when one softmax serves every label of an anchor (a constant or
+        logits: ``s_ia / T_ia`` (M, R) when one softmax serves every label of an anchor (a constant or
             per-pair temperature).
-        label_temperature: ``T_c`` (C,) instead of ``log_prob`` when the temperature depends on the anchor
+        label_temperature: ``T_c`` (C,) instead of ``logits`` when the temperature depends on the anchor
             label (MACL's ``dts='anchor'``): each label then has its own softmax over ``A(i)``. Only the
-            log-normaliser is recomputed per distinct temperature, since ``Σ_p w l`` splits into
-            ``(1/T_c) Σ_p w s − lse_c(i) Σ_p w``.
+            log-normalisers that some label-level anchor uses are computed — one row per (anchor,
+            distinct temperature among its labels) — so the cost grows with the labels per image, not C.
         label_weight: ``u_c`` (C,), the weight of every anchor of label ``c`` (weighted MACL); ones if None.
         reduction: ``'label'`` (``v_i = 1``: an image with more labels weighs more, MulSupCon's default) or
             ``'sample'`` (``v_i = 1 / #label-level anchors of i``: every anchor image weighs the same).
     """
-    if (log_prob is None) == (label_temperature is None):
-        raise ValueError("pass exactly one of log_prob and label_temperature")
+    if (logits is None) == (label_temperature is None):
+        raise ValueError("pass exactly one of logits and label_temperature")
     if reduction not in REDUCTIONS:
         raise ValueError(f"reduction must be one of {REDUCTIONS}; got {reduction!r}")
     if batch.labels is None or batch.ref_labels is None:
         raise ValueError("label-level anchors need labels")
     ref_labels = batch.ref_labels
-    weight = pair_weight * batch.contrast
+    weight = batch.in_contrast(pair_weight)
     denom = weight @ ref_labels  # Σ_{p∈P_c(i)} w_ip, (M, C)
-    n_pos = batch.contrast.to(ref_labels.dtype) @ ref_labels  # |P_c(i)|
-    counted = (batch.labels > 0) & (n_pos > 0)
+    counted = (batch.labels > 0) & (batch.positives_per_label() > 0)
 
-    if log_prob is not None:
-        numer = (weight * log_prob) @ ref_labels
+    if logits is not None:
+        lse = contrast_logsumexp(logits, batch.self_index)[:, None]
+        numer = (weight * logits) @ ref_labels - lse * denom
     else:
         assert label_temperature is not None
-        temps, which = torch.unique(label_temperature, return_inverse=True)
-        # One log-normaliser per distinct temperature: (K, M) -> (M, C) by label.
-        lse = masked_logsumexp(batch.sim.unsqueeze(0) / temps.view(-1, 1, 1), batch.contrast.unsqueeze(0))
-        numer = ((weight * batch.sim) @ ref_labels) / label_temperature - lse[which].T * denom
+        lse = _per_label_logsumexp(batch, label_temperature, counted)
+        numer = ((weight * batch.sim) @ ref_labels) / label_temperature - lse * denom
     raw = -numer / denom.clamp_min(_EPS)
     terms = torch.where(counted, raw, torch.zeros_like(raw))
 
@@ -72,3 +72,18 @@ def label_level_terms(
     if reduction == "sample":
         weights = weights / counted.sum(dim=1, keepdim=True).clamp_min(1).to(raw.dtype)
     return AnchorTerms(terms, weights)
+
+
+def _per_label_logsumexp(batch: PairBatch, label_temperature: Tensor, counted: Tensor) -> Tensor:
+    """``lse_ic = log Σ_{a∈A(i)} exp(s_ia / T_c)`` (M, C) where ``(i, c)`` is an anchor, 0 elsewhere.
+
+    Labels that share a temperature share a row, and rows no anchor uses are skipped.
+    """
+    temps, which = torch.unique(label_temperature, return_inverse=True)
+    m = batch.sim.shape[0]
+    needed = torch.zeros(m, temps.numel(), dtype=batch.sim.dtype, device=batch.sim.device)
+    needed = needed.index_add(1, which, counted.to(batch.sim.dtype)) > 0
+    rows, ks = needed.nonzero(as_tuple=True)
+    row_lse = contrast_logsumexp(batch.sim[rows] / temps[ks, None], batch.self_index[rows])
+    lse = batch.sim.new_zeros(m, temps.numel()).index_put((rows, ks), row_lse)
+    return lse[:, which]

@@ -23,7 +23,7 @@ import torch
 from torch import Tensor
 
 from macl.labels import jaccard, label_rarity, weighted_jaccard
-from macl.losses.base import AnchorTerms, ContrastiveLoss, PairBatch, masked_log_softmax
+from macl.losses.base import AnchorTerms, ContrastiveLoss, PairBatch
 from macl.losses.label_level import label_level_terms
 
 DTS_MODES = ("pair", "anchor")
@@ -88,9 +88,6 @@ class MACLLoss(ContrastiveLoss):
         self.t_min, self.t_max = t_min, t_max
         self.reduction = reduction
 
-    def _clamp(self, temperature: Tensor) -> Tensor:
-        return temperature.clamp(self.t_min, self.t_max)
-
     def anchor_terms(self, batch: PairBatch) -> AnchorTerms:
         labels, ref_labels = batch.labels, batch.ref_labels
         assert labels is not None and ref_labels is not None
@@ -106,7 +103,7 @@ class MACLLoss(ContrastiveLoss):
         label_weight = rarity if self.weighted else None
 
         if self.dts == "anchor":
-            label_temperature = self._clamp(self.tau / (1 + self.beta * rarity / rarity.max()))
+            label_temperature = (self.tau / (1 + self.beta * rarity / rarity.max())).clamp(self.t_min, self.t_max)
             return label_level_terms(
                 batch,
                 pair_weight,
@@ -114,12 +111,19 @@ class MACLLoss(ContrastiveLoss):
                 label_weight=label_weight,
                 reduction=self.reduction,
             )
-        n_labels = labels.sum(1)
-        rho = (labels @ rarity) / n_labels.clamp_min(1) / rarity.max()
-        temperature = self._clamp(self.tau / (1 + self.alpha * jaccard(labels, ref_labels) + self.beta * rho[:, None]))
-        log_prob = masked_log_softmax(batch.sim / temperature, batch.contrast)
+        # Pair DTS as an inverse temperature: sim * (1/T) avoids an (M, R) division, and with alpha = 0
+        # the temperature is one per row, (M, 1), so no (M, R) Jaccard matrix is needed at all.
+        rho = (labels @ rarity) / labels.sum(1).clamp_min(1) / rarity.max()
+        scale = 1 + self.beta * rho[:, None]
+        if self.alpha != 0:
+            scale = scale + self.alpha * jaccard(labels, ref_labels)
+        inv_temperature = (scale / self.tau).clamp(1 / self.t_max, 1 / self.t_min)
         return label_level_terms(
-            batch, pair_weight, log_prob=log_prob, label_weight=label_weight, reduction=self.reduction
+            batch,
+            pair_weight,
+            logits=batch.sim * inv_temperature,
+            label_weight=label_weight,
+            reduction=self.reduction,
         )
 
     def extra_repr(self) -> str:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from macl.losses.base import AnchorTerms, ContrastiveLoss, PairBatch, masked_log_softmax
+import torch
+
+from macl.losses.base import AnchorTerms, ContrastiveLoss, PairBatch
 from macl.losses.label_level import label_level_terms
 
 
@@ -28,8 +30,8 @@ class MulSupConLoss(ContrastiveLoss):
         self.reduction = reduction
 
     def anchor_terms(self, batch: PairBatch) -> AnchorTerms:
-        log_prob = masked_log_softmax(batch.sim / self.tau, batch.contrast)
-        return label_level_terms(batch, batch.contrast.to(batch.sim.dtype), log_prob=log_prob, reduction=self.reduction)
+        ones = torch.ones_like(batch.sim)
+        return label_level_terms(batch, ones, logits=batch.sim / self.tau, reduction=self.reduction)
 
     def extra_repr(self) -> str:
         return f"tau={self.tau}, reduction={self.reduction!r}"

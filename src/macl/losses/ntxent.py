@@ -12,7 +12,7 @@ from macl.losses.base import (
     ContrastiveLoss,
     PairBatch,
     build_pair_batch,
-    masked_log_softmax,
+    contrast_log_softmax,
     weighted_positive_terms,
 )
 
@@ -75,9 +75,9 @@ class NTXentLoss(ContrastiveLoss):
 
     def anchor_terms(self, batch: PairBatch) -> AnchorTerms:
         assert batch.ids is not None and batch.ref_ids is not None
-        log_prob = masked_log_softmax(batch.sim / self.tau, batch.contrast)
-        same_image = (batch.ids[:, None] == batch.ref_ids[None, :]) & batch.contrast
-        return weighted_positive_terms(log_prob, same_image.to(log_prob.dtype))
+        log_prob = contrast_log_softmax(batch.sim / self.tau, batch.self_index)
+        same_image = (batch.ids[:, None] == batch.ref_ids[None, :]).to(log_prob.dtype)
+        return weighted_positive_terms(log_prob, batch.in_contrast(same_image))
 
     def extra_repr(self) -> str:
         return f"tau={self.tau}, n_views={self.n_views}"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from macl.labels import shared_count
-from macl.losses.base import AnchorTerms, ContrastiveLoss, PairBatch, masked_log_softmax, weighted_positive_terms
+from macl.losses.base import AnchorTerms, ContrastiveLoss, PairBatch, contrast_log_softmax, weighted_positive_terms
 
 
 class SimilarityDissimilarityLoss(ContrastiveLoss):
@@ -26,11 +26,11 @@ class SimilarityDissimilarityLoss(ContrastiveLoss):
 
     def anchor_terms(self, batch: PairBatch) -> AnchorTerms:
         assert batch.labels is not None and batch.ref_labels is not None
-        log_prob = masked_log_softmax(batch.sim / self.tau, batch.contrast)
+        log_prob = contrast_log_softmax(batch.sim / self.tau, batch.self_index)
         shared = shared_count(batch.labels, batch.ref_labels)
         similarity = shared / batch.labels.sum(1, keepdim=True).clamp_min(1)
         dissimilarity = 1.0 / (1.0 + batch.ref_labels.sum(1)[None, :] - shared)
-        weight = similarity * dissimilarity * batch.contrast
+        weight = batch.in_contrast(similarity * dissimilarity)
         return weighted_positive_terms(log_prob, weight, normalise_by="count")
 
     def extra_repr(self) -> str:

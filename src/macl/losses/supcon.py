@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from macl.labels import any_overlap, exact_match
-from macl.losses.base import AnchorTerms, ContrastiveLoss, PairBatch, masked_log_softmax, weighted_positive_terms
+from macl.losses.base import AnchorTerms, ContrastiveLoss, PairBatch, contrast_log_softmax, weighted_positive_terms
 
 POSITIVE_RULES = {"any": any_overlap, "all": exact_match}
 
@@ -30,9 +30,9 @@ class SupConLoss(ContrastiveLoss):
 
     def anchor_terms(self, batch: PairBatch) -> AnchorTerms:
         assert batch.labels is not None and batch.ref_labels is not None
-        log_prob = masked_log_softmax(batch.sim / self.tau, batch.contrast)
-        pos = POSITIVE_RULES[self.positive](batch.labels, batch.ref_labels) & batch.contrast
-        return weighted_positive_terms(log_prob, pos.to(log_prob.dtype))
+        log_prob = contrast_log_softmax(batch.sim / self.tau, batch.self_index)
+        pos = POSITIVE_RULES[self.positive](batch.labels, batch.ref_labels).to(log_prob.dtype)
+        return weighted_positive_terms(log_prob, batch.in_contrast(pos))
 
     def extra_repr(self) -> str:
         return f"tau={self.tau}, positive={self.positive!r}"
