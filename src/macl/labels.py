@@ -40,11 +40,19 @@ def shared_count(a: Tensor, b: Tensor) -> Tensor:
     return a @ b.T
 
 
-def union_count(a: Tensor, b: Tensor, shared: Tensor | None = None) -> Tensor:
-    """``|Y_i ∪ Y_j|`` as ``|Y_i| + |Y_j| − |Y_i ∩ Y_j|``: (N, R)."""
-    if shared is None:
-        shared = shared_count(a, b)
-    return a.sum(1, keepdim=True) + b.sum(1)[None, :] - shared
+def overlap_and_union(a: Tensor, b: Tensor, weights: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    """``(Σ_{c∈Y_i∩Y_j} w_c, Σ_{c∈Y_i∪Y_j} w_c)`` (N, R) each, with ``w_c = 1`` when ``weights`` is None.
+
+    Both come out of one matrix product each: the union ``|Y_i| + |Y_j| − |Y_i∩Y_j|`` is the product of
+    the augmented rows ``[w·y_i, Σw·y_i, 1]`` and ``[−y_j, 1, Σw·y_j]``, so no (N, R) broadcasting
+    arithmetic is needed. A tiny constant keeps the union of two empty sets positive, so ratios are 0.
+    """
+    wa = a if weights is None else a * weights
+    wb_sum = (b if weights is None else b * weights).sum(1, keepdim=True)
+    tiny = torch.finfo(a.dtype).tiny
+    left = torch.cat([wa, wa.sum(1, keepdim=True), a.new_ones(a.shape[0], 1)], dim=1)
+    right = torch.cat([-b, b.new_ones(b.shape[0], 1), wb_sum + tiny], dim=1)
+    return wa @ b.T, left @ right.T
 
 
 def any_overlap(a: Tensor, b: Tensor) -> Tensor:
@@ -63,9 +71,8 @@ def exact_match(a: Tensor, b: Tensor) -> Tensor:
 
 def jaccard(a: Tensor, b: Tensor) -> Tensor:
     """``|Y_i ∩ Y_j| / |Y_i ∪ Y_j|`` (N, R), 0 where both sets are empty."""
-    shared = shared_count(a, b)
-    union = union_count(a, b, shared)
-    return shared / union.clamp_min(1)
+    shared, union = overlap_and_union(a, b)
+    return shared / union
 
 
 def cosine(a: Tensor, b: Tensor) -> Tensor:
@@ -80,9 +87,8 @@ def weighted_jaccard(a: Tensor, b: Tensor, weights: Tensor) -> Tensor:
     With rarity weights this is MACL's pair weight ``w_ip``: a shared rare label counts for more than a
     shared common one. 0 where both sets are empty.
     """
-    shared = (a * weights) @ b.T
-    union = (a * weights).sum(1, keepdim=True) + (b * weights).sum(1)[None, :] - shared
-    return shared / union.clamp_min(torch.finfo(union.dtype).tiny)
+    shared, union = overlap_and_union(a, b, weights)
+    return shared / union
 
 
 def label_rarity(label_counts: Tensor, num_samples: int, gamma: float) -> Tensor:

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from macl.labels import jaccard, label_rarity, weighted_jaccard
+from macl.labels import label_rarity, overlap_and_union, weighted_jaccard
 from macl.losses.base import AnchorTerms, ContrastiveLoss, PairBatch
 from macl.losses.label_level import label_level_terms
 
@@ -87,6 +87,10 @@ class MACLLoss(ContrastiveLoss):
         self.pair_weighting, self.weighted, self.dts = pair_weighting, weighted, dts
         self.t_min, self.t_max = t_min, t_max
         self.reduction = reduction
+        # J and rho lie in [0, 1]: when the extreme pair temperatures are inside [t_min, t_max] the clamp is
+        # a no-op, and skipping it saves a full (M, R) pass.
+        extremes = [tau / (1 + a + b) for a in (0.0, alpha) for b in (0.0, beta)]
+        self._pair_dts_may_clamp = min(extremes) < t_min or max(extremes) > t_max
 
     def anchor_terms(self, batch: PairBatch) -> AnchorTerms:
         labels, ref_labels = batch.labels, batch.ref_labels
@@ -114,10 +118,12 @@ class MACLLoss(ContrastiveLoss):
         # Pair DTS as an inverse temperature: sim * (1/T) avoids an (M, R) division, and with alpha = 0
         # the temperature is one per row, (M, 1), so no (M, R) Jaccard matrix is needed at all.
         rho = (labels @ rarity) / labels.sum(1).clamp_min(1) / rarity.max()
-        scale = 1 + self.beta * rho[:, None]
-        if self.alpha != 0:
-            scale = scale + self.alpha * jaccard(labels, ref_labels)
-        inv_temperature = (scale / self.tau).clamp(1 / self.t_max, 1 / self.t_min)
+        inv_temperature = (1 + self.beta * rho[:, None]) / self.tau
+        if self.alpha != 0:  # + (alpha / tau) * J_ij, fused into one (M, R) operation
+            shared, union = overlap_and_union(labels, ref_labels)
+            inv_temperature = torch.addcdiv(inv_temperature, shared, union, value=self.alpha / self.tau)
+        if self._pair_dts_may_clamp:
+            inv_temperature = inv_temperature.clamp(1 / self.t_max, 1 / self.t_min)
         return label_level_terms(
             batch,
             pair_weight,
