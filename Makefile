@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/macl demo
+	$(VENV)/bin/macl selfcheck
 
 test: $(STAMP)
 	$(PY) -m ruff check src tests benchmarks
