@@ -186,7 +186,7 @@ def test_loss_falls_when_positives_align() -> None:
 
 def test_bad_inputs_name_the_culprit() -> None:
     loss = MulSupConLoss()
-    with pytest.raises(ValueError, match="labels must hold only 0/1 values; found 2"):
+    with pytest.raises(ValueError, match="labels must be multi-hot with values 0/1 only; found 2"):
         loss(torch.randn(3, 4), torch.tensor([[0, 1], [2, 0], [1, 1]]))
     with pytest.raises(ValueError, match="labels has 2 rows but embeddings has 3"):
         loss(torch.randn(3, 4), torch.ones(2, 2))

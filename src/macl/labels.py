@@ -11,26 +11,27 @@ is allowed: it shares nothing with anyone, and its Jaccard/cosine with anything 
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import Tensor
 
 
-def as_multi_hot(labels: Tensor, name: str = "labels", dtype: torch.dtype = torch.float32) -> Tensor:
-    """Validate a multi-hot label matrix and return it as ``dtype``.
+def as_multi_hot(labels: Tensor | np.ndarray, name: str = "labels", dtype: torch.dtype = torch.float32) -> Tensor:
+    """Validate a multi-hot label matrix (torch or numpy) and return it as a ``dtype`` tensor.
 
-    Raises ``ValueError`` naming ``name`` when the tensor is not 2-D or holds values other than 0 and 1,
+    Raises ``ValueError`` naming ``name`` when the array is not 2-D or holds values other than 0 and 1,
     because a soft or mis-encoded label would silently change every pair relation below.
     """
-    if not isinstance(labels, Tensor):
-        labels = torch.as_tensor(labels)
+    labels = torch.as_tensor(labels)
     if labels.dim() != 2:
-        raise ValueError(f"{name} must be a multi-hot matrix of shape (N, C); got shape {tuple(labels.shape)}")
+        raise ValueError(f"{name} must be 2-D (items, labels); got shape {tuple(labels.shape)}")
     if labels.dtype != torch.bool:
         bad = (labels != 0) & (labels != 1)
         if bool(bad.any()):
             row, col = (int(v) for v in bad.nonzero()[0])
+            value = labels[row, col].item()
             raise ValueError(
-                f"{name} must hold only 0/1 values; found {labels[row, col].item()!r} at row {row}, column {col}"
+                f"{name} must be multi-hot with values 0/1 only; found {value!r} at row {row}, column {col}"
             )
     return labels.to(dtype)
 
@@ -69,16 +70,32 @@ def exact_match(a: Tensor, b: Tensor) -> Tensor:
     return (shared == a.sum(1, keepdim=True)) & (shared == b.sum(1)[None, :]) & (shared > 0)
 
 
+def cosine_from_shared(shared: Tensor, n_a: Tensor, n_b: Tensor) -> Tensor:
+    """Cosine of label vectors from the shared count and both set sizes (broadcasting); 0 if a set is empty.
+
+    A non-empty pair has ``sqrt(|Y_i|·|Y_j|) ≥ 1`` and an empty set shares nothing, so clamping the norm
+    at 1 gives exactly 0 where the cosine is undefined.
+    """
+    return shared / torch.sqrt(n_a * n_b).clamp_min(1.0)
+
+
+def jaccard_from_shared(shared: Tensor, n_a: Tensor, n_b: Tensor) -> Tensor:
+    """Jaccard of label sets from the shared count and both set sizes (broadcasting); 0 if both are empty.
+
+    The union is an integer ≥ 1 unless both sets are empty (and then ``shared = 0``): clamping it at 1
+    gives exactly 0 there.
+    """
+    return shared / (n_a + n_b - shared).clamp_min(1.0)
+
+
 def jaccard(a: Tensor, b: Tensor) -> Tensor:
     """``|Y_i ∩ Y_j| / |Y_i ∪ Y_j|`` (N, R), 0 where both sets are empty."""
-    shared, union = overlap_and_union(a, b)
-    return shared / union
+    return jaccard_from_shared(shared_count(a, b), a.sum(1, keepdim=True), b.sum(1)[None, :])
 
 
 def cosine(a: Tensor, b: Tensor) -> Tensor:
     """Cosine of the two multi-hot vectors (N, R), 0 where either set is empty."""
-    norms = a.sum(1, keepdim=True).sqrt() * b.sum(1)[None, :].sqrt()
-    return shared_count(a, b) / norms.clamp_min(1e-12)
+    return cosine_from_shared(shared_count(a, b), a.sum(1, keepdim=True), b.sum(1)[None, :])
 
 
 def weighted_jaccard(a: Tensor, b: Tensor, weights: Tensor) -> Tensor:

@@ -201,6 +201,12 @@ class ContrastiveLoss(nn.Module, ABC):
     size; under data parallelism each process reports the mean over its own anchors.
     """
 
+    def __init__(self, tau: float) -> None:
+        super().__init__()
+        if tau <= 0:
+            raise ValueError(f"tau must be positive; got {tau}")
+        self.tau = tau
+
     def forward(
         self,
         embeddings: Tensor,

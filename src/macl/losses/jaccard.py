@@ -20,12 +20,9 @@ class JaccardSupConLoss(ContrastiveLoss):
     """
 
     def __init__(self, tau: float = 0.1, threshold: float = 0.0) -> None:
-        super().__init__()
-        if tau <= 0:
-            raise ValueError(f"tau must be positive; got {tau}")
+        super().__init__(tau)
         if not 0.0 <= threshold < 1.0:
             raise ValueError(f"threshold must be in [0, 1); got {threshold}")
-        self.tau = tau
         self.threshold = threshold
 
     def anchor_terms(self, batch: PairBatch) -> AnchorTerms:

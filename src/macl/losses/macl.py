@@ -67,9 +67,7 @@ class MACLLoss(ContrastiveLoss):
         t_max: float = 1.0,
         reduction: str = "label",
     ) -> None:
-        super().__init__()
-        if tau <= 0:
-            raise ValueError(f"tau must be positive; got {tau}")
+        super().__init__(tau)
         if not 0 < t_min <= t_max:
             raise ValueError(f"need 0 < t_min <= t_max; got t_min={t_min}, t_max={t_max}")
         if dts not in DTS_MODES:
@@ -83,7 +81,7 @@ class MACLLoss(ContrastiveLoss):
             )
         self.register_buffer("rarity", label_rarity(label_counts, num_samples, gamma))
         self.num_samples = num_samples
-        self.tau, self.alpha, self.beta, self.gamma = tau, alpha, beta, gamma
+        self.alpha, self.beta, self.gamma = alpha, beta, gamma
         self.pair_weighting, self.weighted, self.dts = pair_weighting, weighted, dts
         self.t_min, self.t_max = t_min, t_max
         self.reduction = reduction

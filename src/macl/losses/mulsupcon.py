@@ -23,10 +23,7 @@ class MulSupConLoss(ContrastiveLoss):
     """
 
     def __init__(self, tau: float = 0.1, reduction: str = "label") -> None:
-        super().__init__()
-        if tau <= 0:
-            raise ValueError(f"tau must be positive; got {tau}")
-        self.tau = tau
+        super().__init__(tau)
         self.reduction = reduction
 
     def anchor_terms(self, batch: PairBatch) -> AnchorTerms:

@@ -49,12 +49,9 @@ class NTXentLoss(ContrastiveLoss):
     """
 
     def __init__(self, tau: float = 0.1, n_views: int = 2) -> None:
-        super().__init__()
-        if tau <= 0:
-            raise ValueError(f"tau must be positive; got {tau}")
+        super().__init__(tau)
         if n_views < 2:
             raise ValueError(f"n_views must be >= 2 for views to be positives; got {n_views}")
-        self.tau = tau
         self.n_views = n_views
 
     def pair_batch(

@@ -19,10 +19,7 @@ class SimilarityDissimilarityLoss(ContrastiveLoss):
     """
 
     def __init__(self, tau: float = 0.1) -> None:
-        super().__init__()
-        if tau <= 0:
-            raise ValueError(f"tau must be positive; got {tau}")
-        self.tau = tau
+        super().__init__(tau)
 
     def anchor_terms(self, batch: PairBatch) -> AnchorTerms:
         assert batch.labels is not None and batch.ref_labels is not None

@@ -20,12 +20,9 @@ class SupConLoss(ContrastiveLoss):
     """
 
     def __init__(self, tau: float = 0.1, positive: str = "any") -> None:
-        super().__init__()
-        if tau <= 0:
-            raise ValueError(f"tau must be positive; got {tau}")
+        super().__init__(tau)
         if positive not in POSITIVE_RULES:
             raise ValueError(f"positive must be one of {sorted(POSITIVE_RULES)}; got {positive!r}")
-        self.tau = tau
         self.positive = positive
 
     def anchor_terms(self, batch: PairBatch) -> AnchorTerms:
