@@ -39,7 +39,7 @@ def _selfcheck(args: argparse.Namespace) -> int:
     console.print(table)
     console.print(
         "Rare labels: ≤ 10 % of training images. MACL runs with the specification's suggested values; "
-        "see docs/method.md for why pair-level DTS with positive alpha/beta can lose to MulSupCon."
+        "see docs/losses.md for why pair-level DTS with positive alpha/beta can lose to MulSupCon."
     )
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
