@@ -1,0 +1,105 @@
+"""The label-aware batch sampler: oversampling, pair completion, determinism, coverage, ranks, resume."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from scipy import stats
+from torch.utils.data import DataLoader
+
+from macl.data.sampler import LabelAwareBatchSampler
+from tiny_archive import TinyArchive, write_tiny_archive
+
+FREQ = np.array([0.5, 0.4, 0.3, 0.05, 0.03, 0.02, 0.01])
+
+
+@pytest.fixture(scope="module")
+def labels() -> np.ndarray:
+    return np.random.default_rng(0).random((3000, len(FREQ))) < FREQ
+
+
+def carriers_per_batch(sampler: LabelAwareBatchSampler, labels: np.ndarray, epochs: int = 3) -> np.ndarray:
+    """(batches, C) carriers of each label in each batch over a few epochs."""
+    rows = []
+    for epoch in range(epochs):
+        rows += [labels[b].sum(0) for b in sampler.epoch_batches(epoch)]
+    return np.array(rows)
+
+
+def test_rare_labels_are_drawn_more_often_than_uniform(labels) -> None:
+    aware = carriers_per_batch(LabelAwareBatchSampler(labels, 64, kappa=0.5, seed=1), labels)
+    uniform = carriers_per_batch(LabelAwareBatchSampler(labels, 64, kappa=0, complete_pairs=False, seed=1), labels)
+    for label in (3, 4, 5, 6):  # every label under 10 %
+        result = stats.mannwhitneyu(aware[:, label], uniform[:, label], alternative="greater")
+        assert result.pvalue < 1e-6, (label, aware[:, label].mean(), uniform[:, label].mean())
+    assert aware[:, 0].mean() < uniform[:, 0].mean(), "the commonest label gives way"
+
+
+def test_pair_completion_leaves_no_lonely_label_where_data_allows(labels) -> None:
+    with_pairs = carriers_per_batch(LabelAwareBatchSampler(labels, 64, kappa=0.5, seed=2), labels)
+    without = carriers_per_batch(LabelAwareBatchSampler(labels, 64, kappa=0.5, complete_pairs=False, seed=2), labels)
+    assert (without == 1).sum() > 20
+    assert (with_pairs == 1).sum() == 0
+
+
+def test_batches_hold_distinct_images_and_are_deterministic(labels) -> None:
+    sampler = LabelAwareBatchSampler(labels, 50, seed=7)
+    batches = sampler.epoch_batches(4)
+    assert all(len(set(b)) == len(b) == 50 for b in batches)
+    assert batches == LabelAwareBatchSampler(labels, 50, seed=7).epoch_batches(4)
+    assert batches != sampler.epoch_batches(5)
+
+
+def test_uniform_epoch_covers_every_image_once(labels) -> None:
+    sampler = LabelAwareBatchSampler(labels, 64, kappa=0, complete_pairs=False, seed=3)
+    seen = [i for batch in sampler for i in batch]
+    assert sorted(seen) == list(range(len(labels)))
+    assert len(sampler) == int(np.ceil(3000 / 64))
+
+
+def test_oversampling_epoch_size_is_documented(labels) -> None:
+    sampler = LabelAwareBatchSampler(labels, 64, kappa=0.5, seed=3)
+    batches = list(sampler)
+    assert len(batches) == len(sampler) == int(np.ceil(3000 / 64))
+    assert sum(map(len, batches)) == len(batches) * 64
+
+
+def test_ranks_split_the_epoch_and_take_equal_steps(labels) -> None:
+    whole = LabelAwareBatchSampler(labels, 64, seed=5, world_size=1).epoch_batches(0)
+    ranks = [list(LabelAwareBatchSampler(labels, 64, seed=5, rank=r, world_size=3)) for r in range(3)]
+    assert len({len(r) for r in ranks}) == 1
+    assert [b for r in ranks for b in r][: len(whole)] != []  # non-empty
+    merged = [ranks[k % 3][k // 3] for k in range(3 * len(ranks[0]))]
+    assert merged[: len(whole)] == whole  # same draw as one process, dealt round-robin
+
+
+def test_resume_mid_epoch_continues_with_the_unseen_batches(labels) -> None:
+    sampler = LabelAwareBatchSampler(labels, 64, seed=9)
+    sampler.set_epoch(2)
+    full = list(sampler)
+    state = {"epoch": 2, "start_batch": 10, "seed": 9}
+    resumed = LabelAwareBatchSampler(labels, 64, seed=0)
+    resumed.load_state_dict(state)
+    assert list(resumed) == full[10:] and len(resumed) == len(full) - 10
+
+
+def test_works_with_dataloader_workers(tmp_path) -> None:
+    write_tiny_archive(tmp_path / "a", n=24)
+    ds = TinyArchive(tmp_path / "a", split="all")
+    sampler = LabelAwareBatchSampler(ds.label_matrix, 6, seed=0)
+    loader = DataLoader(ds, batch_sampler=sampler, num_workers=2)
+    batches = [batch["id"] for batch in loader]
+    expected = [[ds.ids[i] for i in b] for b in sampler.epoch_batches(0)]
+    assert batches == expected
+    assert all(isinstance(b, list) for b in batches) and torch.is_tensor(next(iter(loader))["label"])
+
+
+def test_invalid_arguments() -> None:
+    y = np.eye(4, dtype=bool)
+    with pytest.raises(ValueError, match="batch_size"):
+        LabelAwareBatchSampler(y, 5)
+    with pytest.raises(ValueError, match="kappa"):
+        LabelAwareBatchSampler(y, 2, kappa=-1)
+    with pytest.raises(ValueError, match="rank"):
+        LabelAwareBatchSampler(y, 2, rank=2, world_size=2)
