@@ -11,8 +11,6 @@ file (atomically: a killed build leaves no half-written cache) and memory-mapped
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +19,7 @@ from torch.utils.data import Dataset
 from torchvision.transforms.v2 import functional as F
 
 from macl.data.base import MultiLabelDataset, Sample, Transform
+from macl.fileio import atomic_write
 
 
 def _key(dataset: MultiLabelDataset, size: int) -> str:
@@ -55,15 +54,8 @@ class CachedArchive(Dataset[Sample]):
     def _load(self, folder: Path) -> np.ndarray:
         path = Path(folder) / f"{_key(self.dataset, self.size)}.npy"
         if not path.is_file():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".npy", dir=path.parent)
-            try:
-                with os.fdopen(fd, "wb") as fh:
-                    np.save(fh, decode_all(self.dataset, self.size))
-                os.replace(tmp, path)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
+            with atomic_write(path) as fh:
+                np.save(fh, decode_all(self.dataset, self.size))
         images = np.load(path, mmap_mode="r")
         if images.shape != (len(self.dataset), 3, self.size, self.size):
             raise ValueError(f"cache {path} has shape {images.shape}; delete it to rebuild")

@@ -9,42 +9,40 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
-import tempfile
 import urllib.request
 from pathlib import Path
 
 from torchvision.datasets.utils import extract_archive
 
 from macl.data.errors import ChecksumError
+from macl.fileio import atomic_write, file_digest
 
 log = logging.getLogger(__name__)
 _CHUNK = 1 << 20
 
 
-def file_digest(path: Path, algorithm: str = "sha256") -> str:
-    """Hex digest of a file, read in chunks."""
-    h = hashlib.new(algorithm)
-    with open(path, "rb") as fh:
-        while chunk := fh.read(_CHUNK):
-            h.update(chunk)
-    return h.hexdigest()
+def _parse(checksum: str) -> tuple[str, str]:
+    """``"md5:…"`` / ``"sha256:…"`` (a bare digest is SHA-256) → (algorithm, lower-case digest)."""
+    algorithm, _, expected = checksum.partition(":")
+    return ("sha256", checksum.lower()) if not expected else (algorithm, expected.lower())
 
 
 def verify(path: Path, checksum: str | None) -> None:
     """Raise :class:`ChecksumError` unless ``path`` matches ``checksum`` (``"md5:…"`` or ``"sha256:…"``)."""
     if checksum is None:
         return
-    algorithm, _, expected = checksum.partition(":")
-    if not expected:
-        algorithm, expected = "sha256", checksum
+    algorithm, expected = _parse(checksum)
     actual = file_digest(path, algorithm)
-    if actual != expected.lower():
+    if actual != expected:
         raise ChecksumError(f"{path}: {algorithm} is {actual}, expected {expected}; delete it and download again")
 
 
 def download(url: str, folder: Path, filename: str | None = None, checksum: str | None = None) -> Path:
-    """Download ``url`` into ``folder`` (skipped when a file with the right checksum is already there)."""
+    """Download ``url`` into ``folder`` (skipped when a file with the right checksum is already there).
+
+    The digest is computed while streaming and checked before the temporary file is renamed, so a
+    download with the wrong checksum never takes the target's name.
+    """
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / (filename or Path(urllib.request.url2pathname(url.rsplit("/", 1)[-1])).name)
     if target.is_file() and checksum is not None:
@@ -54,16 +52,14 @@ def download(url: str, folder: Path, filename: str | None = None, checksum: str 
         except ChecksumError:
             log.warning("%s exists but its checksum differs; downloading again", target)
     log.info("downloading %s -> %s", url, target)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=60) as response:
-            while chunk := response.read(_CHUNK):
-                out.write(chunk)
-        verify(Path(tmp), checksum)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    algorithm, expected = _parse(checksum) if checksum else ("sha256", None)
+    digest = hashlib.new(algorithm)
+    with atomic_write(target) as out, urllib.request.urlopen(url, timeout=60) as response:
+        while chunk := response.read(_CHUNK):
+            out.write(chunk)
+            digest.update(chunk)
+        if expected is not None and digest.hexdigest() != expected:
+            raise ChecksumError(f"{url}: {algorithm} is {digest.hexdigest()}, expected {expected}")
     return target
 
 

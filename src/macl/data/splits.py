@@ -10,12 +10,12 @@ rather than, by bad luck, only in the training set.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+
+from macl.fileio import atomic_write
 
 SPLITS = ("train", "val", "test")
 DEFAULT_FRACTIONS = (0.6, 0.2, 0.2)
@@ -74,8 +74,6 @@ def load_or_create_split(
     assignment = stratified_split(labels, fractions, seed)
     members = {name: [ids[i] for i in np.flatnonzero(assignment == k)] for k, name in enumerate(SPLITS)}
     payload = {"seed": seed, "fractions": list(fractions), **members}
-    fd, tmp = tempfile.mkstemp(prefix=".macl_split.", dir=folder)
-    with os.fdopen(fd, "w") as fh:
-        json.dump(payload, fh, indent=1)
-    os.replace(tmp, path)
+    with atomic_write(path) as fh:
+        fh.write(json.dumps(payload, indent=1).encode())
     return members
