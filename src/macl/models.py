@@ -1,0 +1,134 @@
+"""Encoders: a torchvision backbone without its classifier, plus a projection head (or a BCE head).
+
+The paper's pipeline (its Figure 2): image → backbone → projection head → contrastive loss; retrieval
+ranks by cosine similarity of embeddings. Which embedding to retrieve with — the backbone's pooled
+feature or the head's output — is a choice (``embedding='backbone'|'projection'``): contrastive
+learning papers since SimCLR retrieve/transfer with the backbone feature because the head discards
+information the loss does not need; the project measures both.
+
+Any torchvision classification model works by name (``resnet18``, ``resnet50``, ``efficientnet_b0``,
+``convnext_tiny``, ``vit_b_16`` …): its last ``Linear`` layer is removed and its input width is the
+feature dimension (models whose classifier has a hidden layer, like MobileNetV3 and VGG, keep it).
+"""
+
+from __future__ import annotations
+
+import urllib.error
+from pathlib import Path
+
+import torch
+import torchvision
+from torch import Tensor, nn
+
+WEIGHTS_HELP = (
+    "weights must be 'none', 'imagenet' (torchvision's download, needs internet) or the path of a local "
+    "state-dict file (e.g. the torchvision .pth file downloaded on another machine)"
+)
+
+
+def _strip_classifier(model: nn.Module) -> int:
+    """Replace the model's last ``Linear`` by ``Identity``; return its input width (the feature size)."""
+    last_name, last = None, None
+    for name, module in model.named_modules():
+        if isinstance(module, nn.Linear):
+            last_name, last = name, module
+    if last is None or last_name is None:
+        raise ValueError(f"{type(model).__name__} has no Linear classifier to remove")
+    parent = model.get_submodule(last_name.rpartition(".")[0]) if "." in last_name else model
+    setattr(parent, last_name.rpartition(".")[2], nn.Identity())
+    return last.in_features
+
+
+def build_backbone(name: str, weights: str | Path = "none") -> tuple[nn.Module, int]:
+    """A torchvision model without its classifier, and its feature dimension.
+
+    ``weights='imagenet'`` uses torchvision's default pretrained weights (downloaded when online; with no
+    network the error says how to supply a file). A path loads a local state dict (the classifier's
+    keys, if present, are ignored).
+    """
+    if name not in torchvision.models.list_models(module=torchvision.models):
+        raise ValueError(f"unknown backbone {name!r}; any torchvision classification model, e.g. resnet18, resnet50")
+    if str(weights) == "imagenet":
+        spec = torchvision.models.get_model_weights(name).DEFAULT
+        try:
+            model = torchvision.models.get_model(name, weights=spec)
+        except (urllib.error.URLError, OSError) as err:
+            raise RuntimeError(
+                f"could not download the ImageNet weights of {name} ({err}). Download {spec.url} on a machine "
+                "with internet and pass its path as weights"
+            ) from err
+        return model, _strip_classifier(model)
+    model = torchvision.models.get_model(name, weights=None)
+    dim = _strip_classifier(model)
+    if str(weights) != "none":
+        path = Path(weights)
+        if not path.is_file():
+            raise FileNotFoundError(f"weights file {path} does not exist; {WEIGHTS_HELP}")
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = state.get("state_dict", state) if isinstance(state, dict) else state
+        own = model.state_dict()
+        usable = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+        missing = [k for k in own if k not in usable]
+        if missing:
+            raise ValueError(f"{path} does not fit {name}: {len(missing)} weights missing, e.g. {missing[:3]}")
+        model.load_state_dict(usable)
+    return model, dim
+
+
+class ProjectionHead(nn.Sequential):
+    """SupCon's head: Linear → ReLU → Linear, to ``out_dim`` (128)."""
+
+    def __init__(self, in_dim: int, out_dim: int = 128, hidden_dim: int | None = None) -> None:
+        hidden = hidden_dim or in_dim
+        super().__init__(nn.Linear(in_dim, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, out_dim))
+
+
+class Encoder(nn.Module):
+    """Backbone + head. ``forward`` returns what the training loss consumes; ``embed`` what retrieval uses.
+
+    Args:
+        backbone: torchvision model name.
+        weights: ``'none'``, ``'imagenet'`` or a state-dict path.
+        head: ``'projection'`` (contrastive losses: MLP to ``out_dim``) or ``'classifier'`` (the BCE
+            baseline: one linear layer to ``num_classes`` logits).
+        out_dim: projection size, or the number of classes for ``head='classifier'``.
+        embedding: ``'backbone'`` or ``'projection'`` — the space :meth:`embed` returns (``'projection'``
+            is not available with a classifier head: logits are not an embedding).
+    """
+
+    def __init__(
+        self,
+        backbone: str = "resnet18",
+        weights: str | Path = "none",
+        head: str = "projection",
+        out_dim: int = 128,
+        embedding: str = "backbone",
+    ) -> None:
+        super().__init__()
+        if head not in ("projection", "classifier"):
+            raise ValueError(f"head must be 'projection' or 'classifier'; got {head!r}")
+        if embedding not in ("backbone", "projection") or (head == "classifier" and embedding != "backbone"):
+            raise ValueError(
+                f"embedding must be 'backbone' (or 'projection' with a projection head); got {embedding!r}"
+            )
+        self.backbone, self.feature_dim = build_backbone(backbone, weights)
+        self.head = (
+            ProjectionHead(self.feature_dim, out_dim) if head == "projection" else nn.Linear(self.feature_dim, out_dim)
+        )
+        self.embedding = embedding
+        self.config = {"backbone": backbone, "head": head, "out_dim": out_dim, "embedding": embedding}
+
+    def forward(self, images: Tensor) -> Tensor:
+        return self.head(self.backbone(images))
+
+    @torch.no_grad()
+    def embed(self, images: Tensor) -> Tensor:
+        """L2-normalised retrieval embeddings of a batch (eval mode is the caller's business)."""
+        features = self.backbone(images)
+        if self.embedding == "projection":
+            features = self.head(features)
+        return nn.functional.normalize(features.float(), dim=1)
+
+    @property
+    def embedding_dim(self) -> int:
+        return self.feature_dim if self.embedding == "backbone" else self.config["out_dim"]
