@@ -1,0 +1,262 @@
+"""The training loop: two augmented views, any loss of ``macl.losses`` (or the BCE baseline), checkpoints.
+
+Reproducibility is by construction rather than by saving generator states: every source of randomness
+of epoch ``e`` (batch order, augmentations in the main process and in every DataLoader worker) is
+seeded from ``(seed, e)`` at the start of the epoch. A run killed during epoch ``e`` and resumed from
+the checkpoint written at the end of epoch ``e − 1`` therefore replays epoch ``e`` exactly and ends with
+the same weights as an uninterrupted run.
+
+Checkpoints (``last.pt`` every epoch, ``best.pt`` at the best validation mAP) hold the model, optimiser,
+scheduler, sampler state, history and configuration, and are written atomically.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from macl.data.sampler import LabelAwareBatchSampler
+from macl.data.transforms import MultiView, OnImage, eval_transform, train_augmentation, views_to_batch
+from macl.fileio import atomic_write
+from macl.losses import NEEDS_LABEL_COUNTS, build_loss
+from macl.metrics import evaluate_retrieval
+from macl.models import Encoder
+
+BCE = "bce"  # the multi-label classifier baseline: backbone + linear head + BCE, retrieval by backbone features
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run (saved in every checkpoint)."""
+
+    loss: str = "macl"
+    loss_args: dict[str, Any] = field(default_factory=dict)
+    backbone: str = "resnet18"
+    weights: str = "none"
+    out_dim: int = 128
+    embedding: str = "backbone"
+    image_size: int = 96
+    epochs: int = 20
+    batch_size: int = 128
+    n_views: int = 2
+    optimizer: str = "adamw"
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    warmup_epochs: float = 1.0
+    sampler: bool = False
+    kappa: float = 0.5
+    bf16: bool = False
+    seed: int = 0
+    workers: int = 0
+    eval_every: int = 1
+
+    def __post_init__(self) -> None:
+        if self.optimizer not in ("adamw", "sgd"):
+            raise ValueError(f"optimizer must be 'adamw' or 'sgd'; got {self.optimizer!r}")
+        if self.epochs < 1 or self.batch_size < 2 or self.n_views < 1:
+            raise ValueError("epochs >= 1, batch_size >= 2 and n_views >= 1 are required")
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    return int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0])
+
+
+def build_model(config: TrainConfig, num_classes: int) -> Encoder:
+    if config.loss == BCE:
+        return Encoder(config.backbone, config.weights, head="classifier", out_dim=num_classes, embedding="backbone")
+    return Encoder(config.backbone, config.weights, out_dim=config.out_dim, embedding=config.embedding)
+
+
+def build_criterion(config: TrainConfig, label_counts: np.ndarray, num_samples: int) -> nn.Module:
+    if config.loss == BCE:
+        return nn.BCEWithLogitsLoss()
+    kwargs = dict(config.loss_args)
+    if config.loss in NEEDS_LABEL_COUNTS:
+        kwargs |= {"label_counts": label_counts.tolist(), "num_samples": num_samples}
+    if config.loss == "ntxent":
+        kwargs.setdefault("n_views", config.n_views)
+    return build_loss(config.loss, **kwargs)
+
+
+def warmup_cosine(total_steps: int, warmup_steps: int) -> Callable[[int], float]:
+    """Learning-rate factor: linear warm-up, then cosine decay to 0 (the SupCon/SimCLR schedule)."""
+
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / warmup_steps
+        progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+        return 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
+
+    return factor
+
+
+@torch.no_grad()
+def embed(
+    model: Encoder,
+    dataset: Dataset,
+    batch_size: int = 128,
+    workers: int = 0,
+    progress: Callable[[int], None] | None = None,
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Retrieval embeddings (N, D), labels (N, C) and ids of a dataset whose transform sizes the images."""
+    model.eval()
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers)
+    embs, labels, ids = [], [], []
+    for batch in loader:
+        embs.append(model.embed(batch["image"]).cpu().numpy())
+        labels.append(batch["label"].numpy().astype(np.uint8))
+        ids += list(batch["id"])
+        if progress is not None:
+            progress(len(batch["id"]))
+    return np.concatenate(embs), np.concatenate(labels), ids
+
+
+@dataclass
+class EpochLog:
+    epoch: int
+    loss: float
+    images_per_s: float
+    lr: float
+    val_map: float | None = None
+
+
+class Trainer:
+    """Train ``config`` on ``train_set`` (a dataset of un-augmented samples), validating on ``val_set``.
+
+    ``train_set`` and ``val_set`` may be :class:`macl.data.cache.CachedArchive` or any MultiLabelDataset;
+    their ``transforms`` are replaced by the training augmentation / evaluation resize.
+    """
+
+    def __init__(self, config: TrainConfig, train_set: Any, val_set: Any | None, out_dir: Path) -> None:
+        self.config, self.out_dir = config, Path(out_dir)
+        self.train_set, self.val_set = train_set, val_set
+        torch.manual_seed(config.seed)  # model initialisation
+        labels = train_set.label_matrix
+        self.model = build_model(config, labels.shape[1])
+        self.criterion = build_criterion(config, labels.sum(0), labels.shape[0])
+        self.steps_per_epoch = self._make_batches(0).__len__()
+        params = self.model.parameters()
+        if config.optimizer == "adamw":
+            self.optimizer: torch.optim.Optimizer = torch.optim.AdamW(
+                params, lr=config.lr, weight_decay=config.weight_decay
+            )
+        else:
+            self.optimizer = torch.optim.SGD(params, lr=config.lr, momentum=0.9, weight_decay=config.weight_decay)
+        total = config.epochs * self.steps_per_epoch
+        warmup = max(1, int(config.warmup_epochs * self.steps_per_epoch))
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, warmup_cosine(total, warmup))
+        self.epoch = 0  # epochs completed
+        self.history: list[EpochLog] = []
+        self.best_map = -1.0
+
+    # --- data ----------------------------------------------------------------------------------------
+    def _make_batches(self, epoch: int) -> DataLoader:
+        cfg = self.config
+        self.train_set.transforms = MultiView(train_augmentation(cfg.image_size), cfg.n_views)
+        generator = torch.Generator().manual_seed(epoch_seed(cfg.seed, epoch))
+        if cfg.sampler:
+            sampler = LabelAwareBatchSampler(
+                self.train_set.label_matrix, cfg.batch_size, kappa=cfg.kappa, seed=cfg.seed
+            )
+            sampler.set_epoch(epoch)
+            return DataLoader(self.train_set, batch_sampler=sampler, num_workers=cfg.workers, generator=generator)
+        return DataLoader(
+            self.train_set,
+            batch_size=cfg.batch_size,
+            shuffle=True,
+            drop_last=len(self.train_set) >= 2 * cfg.batch_size,
+            num_workers=cfg.workers,
+            generator=generator,
+        )
+
+    # --- checkpoints ---------------------------------------------------------------------------------
+    def state(self) -> dict[str, Any]:
+        return {
+            "config": asdict(self.config),
+            "classes": list(self.train_set.classes),
+            "model": self.model.state_dict(),
+            "model_config": self.model.config,
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "epoch": self.epoch,
+            "history": [asdict(h) for h in self.history],
+            "best_map": self.best_map,
+        }
+
+    def save(self, name: str) -> Path:
+        path = self.out_dir / name
+        with atomic_write(path) as fh:
+            torch.save(self.state(), fh)
+        return path
+
+    def resume(self, path: Path) -> None:
+        """Continue from a checkpoint written by :meth:`save` (same config required)."""
+        state = torch.load(path, map_location="cpu", weights_only=False)
+        if state["config"] != asdict(self.config):
+            changed = sorted(k for k, v in state["config"].items() if asdict(self.config).get(k) != v)
+            raise ValueError(f"{path} was written with a different configuration (differs in: {', '.join(changed)})")
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.epoch, self.best_map = state["epoch"], state["best_map"]
+        self.history = [EpochLog(**h) for h in state["history"]]
+
+    # --- the loop ------------------------------------------------------------------------------------
+    def train_epoch(self, on_step: Callable[[float, float], None] | None = None) -> EpochLog:
+        """One epoch; ``on_step(loss, images_per_s)`` after every step (the CLI's progress bar)."""
+        cfg = self.config
+        torch.manual_seed(epoch_seed(cfg.seed, self.epoch) + 1)  # augmentations drawn in this process
+        loader = self._make_batches(self.epoch)
+        self.model.train()
+        total, count, start = 0.0, 0, time.perf_counter()
+        for batch in loader:
+            images, labels = views_to_batch(batch["image"], batch["label"])
+            with torch.autocast("cpu" if not images.is_cuda else "cuda", dtype=torch.bfloat16, enabled=cfg.bf16):
+                output = self.model(images)
+                loss = self.criterion(output.float(), labels)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            self.scheduler.step()
+            count += batch["label"].shape[0]
+            total += loss.item() * batch["label"].shape[0]
+            if on_step is not None:
+                on_step(loss.item(), count / (time.perf_counter() - start))
+        self.epoch += 1
+        log = EpochLog(
+            self.epoch, total / max(count, 1), count / (time.perf_counter() - start), self.scheduler.get_last_lr()[0]
+        )
+        if self.val_set is not None and (self.epoch % cfg.eval_every == 0 or self.epoch == cfg.epochs):
+            log.val_map = self.validate()
+        self.history.append(log)
+        self.save("last.pt")
+        if log.val_map is not None and log.val_map > self.best_map:
+            self.best_map = log.val_map
+            self.save("best.pt")
+        return log
+
+    def validate(self) -> float:
+        """Validation queries against the training images (the retrieval protocol in miniature): mAP."""
+        resize = OnImage(eval_transform(self.config.image_size))
+        self.train_set.transforms, self.val_set.transforms = resize, resize
+        db, db_labels, _ = embed(self.model, self.train_set, workers=self.config.workers)
+        q, q_labels, _ = embed(self.model, self.val_set, workers=self.config.workers)
+        return evaluate_retrieval(q, q_labels, db, db_labels, ks=(10,)).metrics["map"]
+
+    def fit(
+        self, on_step: Callable[[float, float], None] | None = None, on_epoch: Callable[[EpochLog], None] | None = None
+    ) -> list[EpochLog]:
+        while self.epoch < self.config.epochs:
+            log = self.train_epoch(on_step)
+            if on_epoch is not None:
+                on_epoch(log)
+        return self.history
