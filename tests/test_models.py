@@ -49,7 +49,9 @@ def test_imagenet_weights_without_network_say_how_to_supply_a_file(monkeypatch) 
         raise urllib.error.URLError("no network")
 
     monkeypatch.setattr(torchvision.models._api, "load_state_dict_from_url", offline)
-    with pytest.raises(RuntimeError, match=r"Download https://\S*resnet18\S* on a machine with internet and pass its path as weights"):
+    with pytest.raises(
+        RuntimeError, match=r"Download https://\S*resnet18\S* on a machine with internet and pass its path as weights"
+    ):
         build_backbone("resnet18", "imagenet")
 
 

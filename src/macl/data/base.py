@@ -9,7 +9,9 @@ when the archive has an official split, which images are in it (:meth:`MultiLabe
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -21,7 +23,7 @@ import torch
 from matplotlib.figure import Figure
 from torch.utils.data import Dataset
 
-from macl.data.errors import CorruptImageError
+from macl.data.errors import CorruptImageError, DatasetNotFoundError
 from macl.data.images import read_image
 from macl.data.splits import SPLITS, load_or_create_split
 
@@ -68,6 +70,8 @@ class MultiLabelDataset(Dataset[Sample], ABC):
             read. ``'skip'``: every image is decoded once at construction and unreadable ones are dropped,
             listed in ``self.skipped`` and logged.
         split_seed: seed of the stored split for archives without an official one.
+        split_dir: where that split is stored; default ``root``, or a per-archive folder under
+            ``~/.cache/macl/splits`` when ``root`` is read-only (a shared copy of the data).
     """
 
     name: ClassVar[str] = "archive"
@@ -81,6 +85,7 @@ class MultiLabelDataset(Dataset[Sample], ABC):
         checksum: bool = False,
         on_bad: str = "raise",
         split_seed: int = 0,
+        split_dir: Path | str | None = None,
     ) -> None:
         if split not in SPLIT_CHOICES:
             raise ValueError(f"split must be one of {SPLIT_CHOICES}; got {split!r}")
@@ -90,9 +95,15 @@ class MultiLabelDataset(Dataset[Sample], ABC):
         self.split = split
         self.transforms = transforms
         self.split_seed = split_seed
-        if download:
+        self.on_bad = on_bad
+        self.split_dir = Path(split_dir) if split_dir is not None else _writable_split_dir(self.root)
+        try:
+            index = self._index()
+        except DatasetNotFoundError:
+            if not download:
+                raise
             self._download(checksum)
-        index = self._index()
+            index = self._index()
         members = self._members(index, split)
         keep = [i for i, image_id in enumerate(index.ids) if image_id in members]
         self.classes: tuple[str, ...] = index.classes
@@ -113,6 +124,7 @@ class MultiLabelDataset(Dataset[Sample], ABC):
         return None
 
     def _download(self, checksum: bool) -> None:
+        """Fetch the archive into ``root``; called only when ``_index`` found nothing and download=True."""
         raise NotImplementedError(f"{type(self).__name__} has no public download; put the files in {self.root}")
 
     # --- the contract ---------------------------------------------------------------------------------
@@ -160,7 +172,7 @@ class MultiLabelDataset(Dataset[Sample], ABC):
             return set(index.ids)
         splits = self._official_split(index)
         if splits is None:
-            splits = load_or_create_split(self.root, index.ids, index.labels, seed=self.split_seed)
+            splits = load_or_create_split(self.split_dir, index.ids, index.labels, seed=self.split_seed)
         names: Sequence[str] = ("train", "val") if split == "trainval" else (split,)
         return {image_id for name in names for image_id in splits.get(name, [])}
 
@@ -179,3 +191,14 @@ class MultiLabelDataset(Dataset[Sample], ABC):
         self.ids = [self.ids[i] for i in good]
         self.paths = [self.paths[i] for i in good]
         self.label_matrix = self.label_matrix[good]
+
+
+def _writable_split_dir(root: Path) -> Path:
+    """``root`` if the split file can be written there, else a folder in the user's cache keyed by ``root``."""
+    if not root.exists() or os.access(root, os.W_OK):
+        return root
+    key = hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:12]
+    folder = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "macl" / "splits" / f"{root.name}-{key}"
+    folder.mkdir(parents=True, exist_ok=True)
+    log.info("%s is read-only: the seeded split is stored in %s", root, folder)
+    return folder

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
+import shutil
+import tempfile
 import urllib.request
 from pathlib import Path
 
@@ -64,7 +67,28 @@ def download(url: str, folder: Path, filename: str | None = None, checksum: str 
 
 
 def download_and_extract(url: str, root: Path, filename: str | None = None, checksum: str | None = None) -> Path:
-    """Download an archive into ``root`` and extract it there; returns the archive's path."""
+    """Download an archive into ``root`` and extract it there; returns the archive's path.
+
+    Extraction goes to a hidden staging folder first and each top-level entry is then renamed into
+    ``root``, so an interrupted extraction never leaves a half-filled image folder that looks complete.
+    """
     archive = download(url, root, filename, checksum)
-    extract_archive(str(archive), str(root))
+    staging = Path(tempfile.mkdtemp(prefix=".extract-", dir=root))
+    try:
+        extract_archive(str(archive), str(staging))
+        for entry in staging.iterdir():
+            target = root / entry.name
+            if target.exists():  # merge into what an earlier archive (or a partial copy) put there
+                shutil.copytree(entry, target, dirs_exist_ok=True) if entry.is_dir() else shutil.copy2(entry, target)
+            else:
+                os.replace(entry, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     return archive
+
+
+def expected_checksum(url: str, published: str | None, checksum: bool) -> str | None:
+    """The checksum to verify ``url``'s file against, or None (not asked for, or none published: say so)."""
+    if checksum and published is None:
+        log.warning("no published checksum for %s: downloaded unverified", url)
+    return published if checksum else None

@@ -9,6 +9,7 @@ naming the file. Resizing is left to the transforms.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,7 @@ from macl.data.errors import CorruptImageError
 
 # Extensions tried when a label file names an image by stem (UC Merced's .tif may be stored as .webp/.png).
 IMAGE_EXTENSIONS = (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".webp", ".bmp")
+ImageKey = tuple[str, str]  # (scene folder, file stem)
 
 
 def read_image(path: Path | str) -> torch.Tensor:
@@ -57,3 +59,29 @@ def find_image(folder: Path, stem: str) -> Path | None:
             if candidate.is_file():
                 return candidate
     return None
+
+
+def image_stem(name: str) -> str:
+    """``name`` without an image extension, if it has one (label files list ``x`` or ``x.tif``)."""
+    stem, ext = os.path.splitext(name)
+    return stem if ext.lower() in IMAGE_EXTENSIONS else name
+
+
+def scan_images(folder: Path) -> dict[ImageKey, Path]:
+    """Every image file in ``folder/<scene>/``, keyed by (scene, stem).
+
+    One directory listing per scene instead of a probe per extension per image. When one stem exists in
+    several formats the earlier extension of :data:`IMAGE_EXTENSIONS` wins (the official ``.tif`` first).
+    Hidden files (macOS ``._x.tif`` resource forks) are not images.
+    """
+    rank = {ext: k for k, ext in enumerate(IMAGE_EXTENSIONS)}
+    found: dict[ImageKey, Path] = {}
+    for scene in sorted(p for p in folder.iterdir() if p.is_dir()):
+        for path in sorted(scene.iterdir()):
+            ext = path.suffix.lower()
+            if ext not in rank or path.name.startswith(".") or not path.is_file():
+                continue
+            key = (scene.name, path.stem)
+            if key not in found or rank[ext] < rank[found[key].suffix.lower()]:
+                found[key] = path
+    return found

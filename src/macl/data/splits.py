@@ -55,12 +55,22 @@ def stratified_split(labels: np.ndarray, fractions: Sequence[float], seed: int) 
 
 
 def load_or_create_split(
-    folder: Path, ids: Sequence[str], labels: np.ndarray, seed: int = 0, fractions: Sequence[float] = DEFAULT_FRACTIONS
+    folder: Path,
+    ids: Sequence[str],
+    labels: np.ndarray,
+    seed: int = 0,
+    fractions: Sequence[float] = DEFAULT_FRACTIONS,
+    name: str = "split",
 ) -> dict[str, list[str]]:
-    """The seeded split of ``ids`` stored in ``folder``, created (atomically) on first use."""
-    path = folder / f"macl_split_seed{seed}.json"
+    """The seeded split of ``ids`` stored in ``folder/macl_<name>_seed<seed>.json``, created on first use."""
+    path = folder / f"macl_{name}_seed{seed}.json"
     if path.is_file():
         stored = json.loads(path.read_text())
+        if "fractions" in stored and stored["fractions"] != list(fractions):  # hand-written files may omit it
+            raise ValueError(
+                f"{path} was drawn with fractions {stored.get('fractions')}, not {list(fractions)}; "
+                "delete the file to draw a new split"
+            )
         members = {name: list(stored[name]) for name in SPLITS}
         known = set(ids)
         listed = {i for split in members.values() for i in split}
