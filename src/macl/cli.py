@@ -1,46 +1,209 @@
-"""The ``macl`` command. It parses arguments and calls the library; it holds no logic of its own."""
+"""The ``macl`` command. It parses arguments, shows progress and tables, and calls the library.
+
+Every failure a user can cause (a missing file, a corrupt image or index, a bad config value) ends with
+one line ``macl: error: …`` naming the culprit and exit status 2, not a traceback.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from macl.losses import LOSSES
 
+console = Console()
+errors = Console(stderr=True)
 
-def _selfcheck(args: argparse.Namespace) -> int:
+
+def _config(args: argparse.Namespace) -> dict[str, Any]:
+    from macl.config import load_config
+
+    return load_config(args.config, args.set)
+
+
+def _add_config_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", "-c", type=Path, help="YAML config (default: the built-in synthetic archive)")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value, e.g. --set train.epochs=5 --set dataset.root=/data/ucm (repeatable)",
+    )
+
+
+def _checkpoint(args: argparse.Namespace, config: dict[str, Any]) -> Path:
+    return args.checkpoint or Path(config["output"]) / "best.pt"
+
+
+def _train_with_progress(config: dict[str, Any], resume: bool) -> Any:
+    from macl import pipeline
+
+    with Progress(
+        TextColumn("[bold]epoch {task.fields[epoch]}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total} steps · loss {task.fields[loss]:.3f} · {task.fields[ips]:.0f} img/s"),
+        TimeElapsedColumn(),
+        console=console,
+    ) as progress:
+        task = progress.add_task("train", total=1, epoch=0, loss=0.0, ips=0.0)
+
+        def on_start(trainer: Any) -> None:
+            progress.update(task, total=trainer.steps_per_epoch, epoch=trainer.epoch + 1)
+
+        def on_step(loss: float, ips: float) -> None:
+            progress.update(task, advance=1, loss=loss, ips=ips)
+
+        def on_epoch(log: Any) -> None:
+            val = f", validation mAP {log.val_map:.3f}" if log.val_map is not None else ""
+            progress.console.print(f"epoch {log.epoch}: loss {log.loss:.4f}, {log.images_per_s:.0f} img/s{val}")
+            if log.epoch < config["train"].get("epochs", 20):
+                progress.update(task, completed=0, epoch=log.epoch + 1)
+
+        return pipeline.train(config, resume=resume, on_start=on_start, on_step=on_step, on_epoch=on_epoch)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    config = _config(args)
+    trainer = _train_with_progress(config, args.resume)
+    console.print(f"checkpoints in {config['output']}/ (last.pt, best.pt); best validation mAP {trainer.best_map:.3f}")
+    return 0
+
+
+def cmd_embed(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from macl import pipeline
+    from macl.evaluate import embed_splits
+
+    config = _config(args)
+    model, state = pipeline.load_model(_checkpoint(args, config))
+    emb, labels, ids, classes = embed_splits(model, config, args.splits, state["config"]["image_size"])
+    out = args.out or Path(config["output"]) / "embeddings.npz"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(out, embeddings=emb, labels=labels, ids=np.array(ids), classes=np.array(classes))
+    console.print(f"{len(ids)} embeddings of dimension {emb.shape[1]} → {out}")
+    return 0
+
+
+def cmd_index(args: argparse.Namespace) -> int:
+    from macl import pipeline
+
+    config = _config(args)
+    path = pipeline.build_index(config, _checkpoint(args, config), args.out)
+    console.print(f"index ({config['index']['backend']}) → {path}")
+    return 0
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from macl import pipeline
+
+    config = _config(args)
+    labels = [name.strip() for name in args.labels.split(",")] if args.labels else None
+    index = args.index or Path(config["output"]) / "archive.index"
+    query, hits = pipeline.search(index, _checkpoint(args, config), args.k, args.image, args.id, labels)
+    table = Table(title=f"top {len(hits)} for {query}")
+    for column in ("rank", "id", "score", "shares", "misses", "labels"):
+        table.add_column(column)
+    for rank, hit in enumerate(hits, 1):
+        table.add_row(
+            str(rank), hit.id, f"{hit.score:.3f}", ", ".join(hit.shared), ", ".join(hit.missing), ", ".join(hit.labels)
+        )
+    console.print(table)
+    return 0
+
+
+def _print_metrics(results: dict[str, Any]) -> None:
+    from macl.report import HEADLINE
+
+    table = Table(title="retrieval on the protocol's queries")
+    table.add_column("metric")
+    for name in results:
+        table.add_column(name, justify="right")
+    for key in HEADLINE:
+        table.add_row(key, *(f"{r.metrics.get(key, float('nan')):.3f}" for r in results.values()))
+    console.print(table)
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from macl import pipeline
+
+    config = _config(args)
+    results = {}
+    if args.untrained:
+        results["untrained"] = pipeline.evaluate(config, pipeline.untrained_model(config), "metrics_untrained")
+    model, _ = pipeline.load_model(_checkpoint(args, config))
+    results["trained"] = pipeline.evaluate(config, model, "metrics_trained")
+    _print_metrics(results)
+    console.print(f"results → {config['output']}/metrics_*.json and .md")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from macl import pipeline
+    from macl.config import load_config
+    from macl.report import write_report
+
+    run = args.run
+    if not (run / "config.yaml").is_file():
+        raise FileNotFoundError(f"{run / 'config.yaml'} does not exist: is {run} a training run folder?")
+    config = load_config(run / "config.yaml")
+    checkpoint = run / "best.pt"
+    model = pipeline.load_model(checkpoint)[0] if checkpoint.is_file() else None
+    console.print(f"report → {write_report(run, config, model)}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from macl import pipeline
+    from macl.config import load_config
+    from macl.report import write_report
+
+    config = load_config(args.config or Path(__file__).parent / "demo.yaml", args.set)
+    run = Path(config["output"])
+    console.rule("[bold]macl demo[/bold]: synthetic aerial archive → train → index → evaluate → report")
+    console.print(f"1/4 training {config['train'].get('loss', 'macl')} (resumes if {run}/last.pt exists)")
+    _train_with_progress(config, resume=True)
+    checkpoint = run / "best.pt"
+    console.print("2/4 indexing the database")
+    pipeline.build_index(config, checkpoint)
+    console.print("3/4 evaluating the trained and the untrained network")
+    untrained = pipeline.evaluate(config, pipeline.untrained_model(config), "metrics_untrained")
+    trained = pipeline.evaluate(config, pipeline.load_model(checkpoint)[0], "metrics_trained")
+    _print_metrics({"untrained": untrained, "trained": trained})
+    console.print("4/4 writing the report")
+    report = write_report(run, config, pipeline.load_model(checkpoint)[0])
+    console.print(f"\n[bold green]report:[/bold green] {report.resolve()}")
+    some_id = next(iter(json.loads((run / "metrics_trained.json").read_text())["per_label_ap"]))
+    console.print(
+        "try a search:  [bold].venv/bin/macl search --config src/macl/demo.yaml "
+        f"--labels {some_id},water[/bold]  (or --id <image id>, --image <file>)"
+    )
+    return 0
+
+
+def cmd_selfcheck(args: argparse.Namespace) -> int:
     from macl.selfcheck import run_selfcheck
 
-    console = Console()
-    console.print(
-        f"[bold]macl self-check[/bold]: {len(args.losses)} losses × {args.steps} steps on synthetic "
-        "label-structured features (no images, no downloads)"
-    )
+    console.print(f"[bold]macl self-check[/bold]: {len(args.losses)} losses × {args.steps} steps on synthetic features")
     with console.status("training and evaluating…"):
         rows = run_selfcheck(tuple(args.losses), steps=args.steps, seed=args.seed)
     table = Table(title="test queries vs train database (cosine ranking)")
     for column in ("loss", "mAP", "nDCG@20", "rare-label AP", "frequent-label AP", "seconds"):
         table.add_column(column, justify="left" if column == "loss" else "right")
     for r in rows:
-        table.add_row(
-            r.loss,
-            f"{r.map:.3f}",
-            f"{r.ndcg:.3f}",
-            f"{r.rare_label_ap:.3f}",
-            f"{r.frequent_label_ap:.3f}",
-            f"{r.seconds:.1f}",
-        )
+        cells = (r.map, r.ndcg, r.rare_label_ap, r.frequent_label_ap)
+        table.add_row(r.loss, *(f"{v:.3f}" for v in cells), f"{r.seconds:.1f}")
     console.print(table)
-    console.print(
-        "Rare labels: ≤ 10 % of training images. MACL runs with the specification's suggested values; "
-        "see docs/losses.md for why pair-level DTS with positive alpha/beta can lose to MulSupCon."
-    )
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps([asdict(r) for r in rows], indent=2))
@@ -51,16 +214,44 @@ def _selfcheck(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="macl",
-        description="Multi-label contrastive learning (MACL and baselines) for remote-sensing image retrieval.",
+        description="Multi-label contrastive learning (MACL and baselines) for remote-sensing image retrieval. "
+        "Start with 'macl demo'; then 'macl train -c configs/ucm.yaml', 'macl index', 'macl evaluate', "
+        "'macl search', 'macl report'.",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    check = sub.add_parser(
-        "selfcheck",
-        help="train a small encoder with each loss on synthetic features and print retrieval metrics (~1 min)",
-        description="Train the same small encoder with each loss on synthetic label-structured features "
-        "and print test-vs-train retrieval metrics next to an untrained encoder.",
-    )
-    check.add_argument(
+
+    def add(name: str, func: Callable[[argparse.Namespace], int], help_text: str, config: bool = True) -> Any:
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        if config:
+            _add_config_args(p)
+        p.set_defaults(func=func)
+        return p
+
+    p = add("demo", cmd_demo, "train MACL on the built-in synthetic archive, index, evaluate, write the report")
+    p = add("train", cmd_train, "train an encoder with a contrastive loss (or the BCE baseline)")
+    p.add_argument("--resume", action="store_true", help="continue from <output>/last.pt if it exists")
+    p = add("embed", cmd_embed, "embed splits of the archive with a trained model into an .npz file")
+    p.add_argument("--checkpoint", type=Path, help="default <output>/best.pt")
+    p.add_argument("--splits", nargs="+", default=["train", "val", "test"])
+    p.add_argument("--out", type=Path, help="default <output>/embeddings.npz")
+    p = add("index", cmd_index, "embed the protocol's database and build a searchable index file")
+    p.add_argument("--checkpoint", type=Path, help="default <output>/best.pt")
+    p.add_argument("--out", type=Path, help="default <output>/archive.index")
+    p = add("search", cmd_search, "top-k images for an image file, an archive id, or a set of labels")
+    p.add_argument("--checkpoint", type=Path, help="default <output>/best.pt")
+    p.add_argument("--index", type=Path, help="default <output>/archive.index")
+    query = p.add_mutually_exclusive_group(required=True)
+    query.add_argument("--image", type=Path, help="a query image file")
+    query.add_argument("--id", help="the id of an indexed image")
+    query.add_argument("--labels", help="comma-separated label names, e.g. water,ship")
+    p.add_argument("-k", type=int, default=10, help="number of hits (default 10)")
+    p = add("evaluate", cmd_evaluate, "all retrieval metrics of the protocol, written as JSON and Markdown")
+    p.add_argument("--checkpoint", type=Path, help="default <output>/best.pt")
+    p.add_argument("--untrained", action="store_true", help="also evaluate the untrained network, for comparison")
+    p = add("report", cmd_report, "write <run>/report.html: metrics, per-label AP, curve, retrieval grids", False)
+    p.add_argument("run", type=Path, help="a training run folder (the config's output)")
+    p = add("selfcheck", cmd_selfcheck, "one-minute check of every loss on synthetic features (no images)", False)
+    p.add_argument(
         "--losses",
         nargs="+",
         default=["ntxent", "supcon-any", "mulsupcon", "macl", "weighted-macl"],
@@ -68,16 +259,30 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="LOSS",
         help=f"losses to train (from: {', '.join(sorted(LOSSES))})",
     )
-    check.add_argument("--steps", type=int, default=300, help="optimisation steps per loss (default 300)")
-    check.add_argument("--seed", type=int, default=0)
-    check.add_argument("--json", type=Path, help="also write the table as JSON to this file")
-    check.set_defaults(func=_selfcheck)
+    p.add_argument("--steps", type=int, default=300, help="optimisation steps per loss (default 300)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", type=Path, help="also write the table as JSON to this file")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    from macl.data.errors import ChecksumError, CorruptImageError, DatasetNotFoundError, LabelFileError
+
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except (
+        FileNotFoundError,
+        CorruptImageError,
+        ChecksumError,
+        DatasetNotFoundError,
+        LabelFileError,
+        ValueError,
+        KeyError,
+    ) as err:
+        message = str(err.args[0]) if isinstance(err, KeyError) and err.args else str(err)
+        errors.print(f"macl: error: {message}", style="red", highlight=False, soft_wrap=True, markup=False)
+        return 2
 
 
 if __name__ == "__main__":

@@ -5,9 +5,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")  # library code never opens a window; callers save or embed the Figure
 import torch
 from matplotlib.figure import Figure
 
