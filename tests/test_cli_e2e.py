@@ -1,0 +1,107 @@
+"""The real `macl` command end to end on a tiny synthetic archive: train, kill and resume, index, search,
+evaluate, report — and the errors a user can cause."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from macl.index import RetrievalIndex
+
+MACL = [sys.executable, "-m", "macl.cli"]
+TINY = [
+    "--set", "dataset.args={num_images: 160, image_size: 32, seed: 1}",
+    "--set", "train.image_size=32",
+    "--set", "train.batch_size=32",
+    "--set", "train.epochs=3",
+    "--set", "train.eval_every=3",
+    "--set", "train.lr=0.003",
+]  # fmt: skip
+
+
+def macl(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run([*MACL, *args], capture_output=True, text=True, timeout=600)
+    if check and result.returncode != 0:
+        raise AssertionError(f"macl {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def weights(path: Path) -> dict[str, torch.Tensor]:
+    return torch.load(path, map_location="cpu", weights_only=False)["model"]
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory) -> dict[str, Path]:
+    """One uninterrupted run, and one killed after its first epoch and resumed."""
+    base = tmp_path_factory.mktemp("runs")
+    straight, resumed = base / "straight", base / "resumed"
+    macl("train", *TINY, "--set", f"output={straight}")
+    proc = subprocess.Popen([*MACL, "train", *TINY, "--set", f"output={resumed}"], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+    deadline = time.time() + 300
+    while not (resumed / "last.pt").exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    killed_at = torch.load(resumed / "last.pt", map_location="cpu", weights_only=False)["epoch"]
+    macl("train", *TINY, "--set", f"output={resumed}", "--resume")
+    return {"straight": straight, "resumed": resumed, "killed_at": killed_at}
+
+
+def test_kill_and_resume_reproduces_the_uninterrupted_weights(runs) -> None:
+    assert runs["killed_at"] < 3, "the kill must interrupt training for the test to mean anything"
+    a, b = weights(runs["straight"] / "last.pt"), weights(runs["resumed"] / "last.pt")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    history = json.loads((runs["resumed"] / "history.json").read_text())
+    assert [h["epoch"] for h in history] == [1, 2, 3]
+
+
+def test_index_search_evaluate_report(runs) -> None:
+    run = runs["straight"]
+    common = [*TINY, "--set", f"output={run}"]
+    macl("index", *common)
+    assert (run / "archive.index").is_file()
+    out = macl("search", *common, "--labels", "water", "-k", "3").stdout
+    assert "top 3 for labels water" in out and "shares" in out
+    some_id = RetrievalIndex.load(run / "archive.index").ids[0]
+    assert f"archive image {some_id}" in macl("search", *common, "--id", some_id, "-k", "2").stdout
+    macl("evaluate", *common, "--untrained")
+    trained = json.loads((run / "metrics_trained.json").read_text())
+    untrained = json.loads((run / "metrics_untrained.json").read_text())
+    for key in ("map", "map@10", "p@10", "acg@10", "ndcg@10", "ndcg_cos@10", "ndcg_jac@10", "wap@10",
+                "map_jac0.4", "label_map_macro", "label_map_rare", "label_map_frequent"):  # fmt: skip
+        assert key in trained["metrics"], key
+    assert trained["metrics"]["map"] > untrained["metrics"]["map"], "MACL must beat the untrained network"
+    report = macl("report", str(run)).stdout
+    page = (run / "report.html").read_text()
+    assert "report.html" in report and "Retrieval metrics" in page and "data:image/png;base64" in page
+
+
+def test_user_errors_are_one_line_and_exit_2(runs, tmp_path) -> None:
+    run = runs["straight"]
+    common = [*TINY, "--set", f"output={run}"]
+    cases = [
+        (["search", *common, "--image", str(tmp_path / "nope.png")], "nope.png"),
+        (["evaluate", *common, "--checkpoint", str(tmp_path / "missing.pt")], "missing.pt"),
+        (["train", "--config", str(tmp_path / "absent.yaml")], "absent.yaml"),
+        (["train", "--set", "train.epoch=3"], "unknown train option"),
+    ]
+    bad_index = tmp_path / "bad.index"
+    bad_index.write_bytes(b"garbage")
+    cases.append((["search", *common, "--index", str(bad_index), "--labels", "water"], "bad.index"))
+    corrupt = tmp_path / "corrupt.png"
+    corrupt.write_bytes(b"\x89PNG\r\n\x1a\n" + b"0" * 20)
+    cases.append((["search", *common, "--image", str(corrupt)], "corrupt.png"))
+    for args, culprit in cases:
+        result = macl(*args, check=False)
+        assert result.returncode == 2, (args, result.stdout, result.stderr)
+        assert culprit in result.stderr and "Traceback" not in result.stderr, result.stderr
+        assert result.stderr.strip().count("\n") <= 2, result.stderr
