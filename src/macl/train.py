@@ -143,7 +143,7 @@ class Trainer:
         labels = train_set.label_matrix
         self.model = build_model(config, labels.shape[1])
         self.criterion = build_criterion(config, labels.sum(0), labels.shape[0])
-        self.steps_per_epoch = self._make_batches(0).__len__()
+        self.steps_per_epoch = self.batches(0).__len__()
         params = self.model.parameters()
         if config.optimizer == "adamw":
             self.optimizer: torch.optim.Optimizer = torch.optim.AdamW(
@@ -159,7 +159,8 @@ class Trainer:
         self.best_map = -1.0
 
     # --- data ----------------------------------------------------------------------------------------
-    def _make_batches(self, epoch: int) -> DataLoader:
+    def batches(self, epoch: int) -> DataLoader:
+        """The DataLoader of ``epoch``: its order and augmentations depend only on (seed, epoch)."""
         cfg = self.config
         self.train_set.transforms = MultiView(train_augmentation(cfg.image_size), cfg.n_views)
         generator = torch.Generator().manual_seed(epoch_seed(cfg.seed, epoch))
@@ -215,7 +216,7 @@ class Trainer:
         """One epoch; ``on_step(loss, images_per_s)`` after every step (the CLI's progress bar)."""
         cfg = self.config
         torch.manual_seed(epoch_seed(cfg.seed, self.epoch) + 1)  # augmentations drawn in this process
-        loader = self._make_batches(self.epoch)
+        loader = self.batches(self.epoch)
         self.model.train()
         total, count, start = 0.0, 0, time.perf_counter()
         for batch in loader:
