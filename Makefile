@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/macl selfcheck
+	$(VENV)/bin/macl demo
 
 test: $(STAMP)
 	$(PY) -m ruff check src tests benchmarks
