@@ -32,7 +32,8 @@ from macl.train import TrainConfig, Trainer, embed
 
 
 def training_rates(image_size: int, batch_size: int, steps: int) -> dict[str, float]:
-    data = SyntheticAerial(None, "train", num_images=max(4 * batch_size, 600), image_size=image_size)
+    # The train split is 60 % of the archive: make it hold a warm-up batch plus the timed steps.
+    data = SyntheticAerial(None, "train", num_images=int((steps + 2) * batch_size / 0.6) + 10, image_size=image_size)
     train_set = CachedArchive(data, round(image_size * 1.25))
     config = TrainConfig(loss="macl", image_size=image_size, batch_size=batch_size, epochs=1)
     with tempfile.TemporaryDirectory() as tmp:

@@ -87,7 +87,11 @@ def cmd_embed(args: argparse.Namespace) -> int:
 
     config = _config(args)
     model, state = pipeline.load_model(_checkpoint(args, config))
-    emb, labels, ids, classes = embed_splits(model, config, args.splits, state["config"]["image_size"])
+    progress, update = _embedding_progress()
+    with progress:
+        emb, labels, ids, classes = embed_splits(
+            model, config, args.splits, state["config"]["image_size"], progress=update
+        )
     out = args.out or Path(config["output"]) / "embeddings.npz"
     out.parent.mkdir(parents=True, exist_ok=True)
     np.savez(out, embeddings=emb, labels=labels, ids=np.array(ids), classes=np.array(classes))
@@ -95,11 +99,21 @@ def cmd_embed(args: argparse.Namespace) -> int:
     return 0
 
 
+def _embedding_progress() -> tuple[Progress, Callable[[int, int], None]]:
+    progress = Progress(
+        TextColumn("embedding"), BarColumn(), TextColumn("{task.completed}/{task.total} images"), console=console
+    )
+    task = progress.add_task("embed", total=None)
+    return progress, lambda done, total: progress.update(task, completed=done, total=total)
+
+
 def cmd_index(args: argparse.Namespace) -> int:
     from macl import pipeline
 
     config = _config(args)
-    path = pipeline.build_index(config, _checkpoint(args, config), args.out)
+    progress, update = _embedding_progress()
+    with progress:
+        path = pipeline.build_index(config, _checkpoint(args, config), args.out, update)
     console.print(f"index ({config['index']['backend']}) → {path}")
     return 0
 

@@ -9,6 +9,7 @@ that also sits in the database).
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,13 +25,29 @@ from macl.train import embed
 
 
 def embed_splits(
-    model: Encoder, config: dict[str, Any], splits: list[str], image_size: int, workers: int = 0
+    model: Encoder,
+    config: dict[str, Any],
+    splits: list[str],
+    image_size: int,
+    workers: int = 0,
+    progress: Callable[[int, int], None] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, list[str], tuple[str, ...]]:
-    """Embeddings, labels, ids and class names of the union of ``splits`` (in that order)."""
+    """Embeddings, labels, ids and class names of the union of ``splits`` (in that order).
+
+    ``progress(done, total)`` is called after every batch (the CLI's progress bar).
+    """
     resize = OnImage(eval_transform(image_size))
-    parts = [open_split(config, split, resize) for split in splits]
-    emb, labels, ids = embed(model, ConcatDataset(parts), workers=workers)
-    return emb, labels, ids, parts[0].classes
+    dataset = ConcatDataset([open_split(config, split, resize) for split in splits])
+    done = 0
+
+    def step(n: int) -> None:
+        nonlocal done
+        done += n
+        if progress is not None:
+            progress(done, len(dataset))
+
+    emb, labels, ids = embed(model, dataset, workers=workers, progress=step)
+    return emb, labels, ids, dataset.datasets[0].classes
 
 
 def run_protocol(model: Encoder, config: dict[str, Any], image_size: int, workers: int = 0) -> RetrievalReport:

@@ -95,11 +95,17 @@ def evaluate(config: dict[str, Any], model: Encoder, name: str, extra: dict[str,
     return report
 
 
-def build_index(config: dict[str, Any], checkpoint: Path | str, out: Path | str | None = None) -> Path:
+def build_index(
+    config: dict[str, Any],
+    checkpoint: Path | str,
+    out: Path | str | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> Path:
     """Embed the protocol's database with the checkpoint's model and save a :class:`RetrievalIndex`."""
     model, state = load_model(checkpoint)
     cfg = train_config({"train": state["config"]})
-    emb, labels, ids, classes = embed_splits(model, config, list(config["protocol"]["database"]), cfg.image_size)
+    database = list(config["protocol"]["database"])
+    emb, labels, ids, classes = embed_splits(model, config, database, cfg.image_size, cfg.workers, progress)
     index = RetrievalIndex(emb.shape[1], config["index"]["backend"], classes, file_digest(checkpoint))
     index.add(emb, ids, labels)
     path = Path(out) if out is not None else run_dir(config) / "archive.index"
