@@ -12,7 +12,11 @@ has the properties of real archives such as UC Merced multi-label:
   17 scene types (residential, parking lot, harbour, airport, forest, …) in proportions chosen so that
   grass, trees and pavement are on over 40 % of tiles while ships, airplanes, tanks, docks and courts are
   on under 5 %; ships are only ever placed on water, cars on roads or pavement, airplanes on pavement,
-  docks start on a shore and reach into water.
+  docks start on a shore and reach into water. Yet a rare label is not given away by its context alone:
+  some airports have an empty apron, some harbours no docks or no boats, some tank farms no tanks, some
+  sports grounds no courts, some estates houses instead of mobile homes, and rare objects also turn up
+  outside their scene (a boat on a park pond, a few tanks behind a shop), so retrieving them takes
+  seeing the object.
 - **Labels are what is visible.** Every pixel's class is recorded while painting (later paint hides
   earlier), and a tile carries a label only when at least ``min_pixels`` pixels of it remain visible, so a
   building hidden under trees or a car cropped by the tile border does not count.
@@ -25,10 +29,10 @@ has the properties of real archives such as UC Merced multi-label:
 
 Every tile has its own random generator seeded by ``(seed, index)``, so any tile can be regenerated alone
 (:func:`render_tile`) and the archive could be rendered lazily or in parallel; by default all tiles are
-rendered at construction into one ``uint8`` array (2000 tiles of 64 px take about four seconds on one
-core), kept in memory and shared between the splits of the same parameters. Geometry is defined in tile
-units, so a tile covers the same ground (about 75 m, as UC Merced's) at every ``image_size``; the random
-draws of pixel noise depend on the size, so the scenes themselves differ between sizes.
+rendered at construction into one ``uint8`` array (2000 tiles of 64 px take 3–4 s on one core), kept in
+memory and shared between the splits of the same parameters. Geometry is defined in tile units, so a tile
+covers the same ground (about 75 m, as UC Merced's) at every ``image_size``; the random draws of pixel
+noise depend on the size, so the scenes themselves differ between sizes.
 """
 
 from __future__ import annotations
@@ -586,7 +590,7 @@ class _Canvas:
         pavement = self.cls == PAVEMENT
         cx, cy = self.sample_points(pavement, n)
         m = len(cx)
-        half = self.uniform(0.1, 0.2, m) * self.size
+        half = self.uniform(0.07, 0.18, m) * self.size
         ang = self.uniform(0, 2 * math.pi, m)
         body = self.stamp(cx, cy, half, 0.09 * half, ang)
         ok = self.fraction_on(body, pavement, m) >= 0.8
@@ -997,8 +1001,8 @@ def _chaparral_scene(cv: _Canvas) -> None:
 
 
 def _river(cv: _Canvas) -> None:
-    bank = (GRASS, TREES, BARE_SOIL)[int(cv.rng.choice(3, p=(0.5, 0.3, 0.2)))]
-    cv.ground(_optional(cv, {bank: 0.3}, {TREES: (0.4, 0.3), BARE_SOIL: (0.3, -0.2), GRASS: (0.3, 0.0)}))
+    cover = (GRASS, TREES, BARE_SOIL)[int(cv.rng.choice(3, p=(0.5, 0.3, 0.2)))]
+    cv.ground(_optional(cv, {cover: 0.3}, {TREES: (0.4, 0.3), BARE_SOIL: (0.3, -0.2), GRASS: (0.3, 0.0)}))
     phi = cv.theta
     sand = float(cv.uniform(0.02, 0.05)) if cv.chance(0.3) else 0.0
     if cv.chance(0.6):
@@ -1199,6 +1203,9 @@ def _mobile_homes(cv: _Canvas) -> None:
     cx, cy = cv.to_pixels(phi, ha[kept], hb[kept])
     m = len(cx)
     ang = np.full(m, phi + math.pi / 2, np.float32)
+    # A quarter of these estates are rows of small site-built houses instead: the layout alone must not
+    # give 'mobile-home' away, the long pale flat-roofed units must.
+    homes = cv.chance(0.75)
     cv.buildings(
         cx,
         cy,
@@ -1206,10 +1213,10 @@ def _mobile_homes(cv: _Canvas) -> None:
         np.full(m, hw * cv.size, np.float32),
         ang,
         cv.is_class(GRASS, BARE_SOIL, TREES, PAVEMENT),
-        0.01,
-        roof="mobile",
-        palette=_MOBILE,
-        c=MOBILE_HOME,
+        0.01 if homes else 0.015,
+        roof="mobile" if homes else "gable",
+        palette=_MOBILE if homes else _ROOFS,
+        c=MOBILE_HOME if homes else BUILDINGS,
     )
     if cv.chance(0.45):
         cv.trees(int(cv.rng.integers(1, 10)), cv.is_class(GRASS, BARE_SOIL), 0.02, 0.045)
@@ -1260,7 +1267,7 @@ SCENES: tuple[tuple[str, float, Callable[[_Canvas], None]], ...] = (
     ("storage-tanks", 0.035, _tank_farm),
     ("sports", 0.035, _sports),
     ("park", 0.05, _park),
-    ("mobile-home-park", 0.04, _mobile_homes),
+    ("mobile-home-park", 0.05, _mobile_homes),
     ("campus", 0.06, _campus),
     ("bare-land", 0.04, _bare_land),
 )
