@@ -72,9 +72,16 @@ def training_rates(image_size: int, batch_size: int, steps: int) -> dict[str, fl
 
 
 def clustered(n: int, d: int, seed: int) -> np.ndarray:
+    """Embeddings like a trained encoder's: 256 clusters on a 32-dimensional subspace, lifted to ``d``.
+
+    (Isotropic noise in all ``d`` dimensions would make every point of a cluster equidistant from every
+    other — a worst case for graph search that no trained embedding resembles.)
+    """
     rng = np.random.default_rng(seed)
-    centres = rng.normal(size=(256, d))
-    return (centres[rng.integers(0, 256, n)] + 0.5 * rng.normal(size=(n, d))).astype(np.float32)
+    world = np.random.default_rng(1234)  # the same clusters and subspace for database and queries
+    centres, lift = world.normal(size=(256, 32)), world.normal(size=(32, d)) / np.sqrt(32)
+    latent = centres[rng.integers(0, 256, n)] + 0.5 * rng.normal(size=(n, 32))
+    return (latent @ lift + 0.05 * rng.normal(size=(n, d))).astype(np.float32)
 
 
 def search_rates(items: int, dim: int = 512) -> list[dict[str, float]]:

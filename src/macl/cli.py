@@ -197,10 +197,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     console.print("4/4 writing the report")
     report = write_report(run, config, pipeline.load_model(checkpoint)[0])
     console.print(f"\n[bold green]report:[/bold green] {report.resolve()}")
-    some_id = next(iter(json.loads((run / "metrics_trained.json").read_text())["per_label_ap"]))
     console.print(
-        "try a search:  [bold].venv/bin/macl search --config src/macl/demo.yaml "
-        f"--labels {some_id},water[/bold]  (or --id <image id>, --image <file>)"
+        "try a search:  [bold].venv/bin/macl search --config src/macl/demo.yaml --labels ship,water[/bold]"
+        "  (or --id syn00007, or --image <any image file>)"
     )
     return 0
 
