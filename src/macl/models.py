@@ -4,7 +4,10 @@ The paper's pipeline (its Figure 2): image → backbone → projection head → 
 ranks by cosine similarity of embeddings. Which embedding to retrieve with — the backbone's pooled
 feature or the head's output — is a choice (``embedding='backbone'|'projection'``): contrastive
 learning papers since SimCLR retrieve/transfer with the backbone feature because the head discards
-information the loss does not need; the project measures both.
+information the loss does not need. Measured on the demo run (synthetic archive, 64 px, 8 epochs of MACL;
+test queries vs train+val): backbone mAP 0.882 / nDCG@10 0.459 / rare-label AP 0.220, projection 0.887 /
+0.439 / 0.221 — a tie on binary mAP and rare labels, the backbone ahead on graded relevance — so the
+default is ``'backbone'``, which also keeps a 512-d embedding that does not depend on the head.
 
 Any torchvision classification model works by name (``resnet18``, ``resnet50``, ``efficientnet_b0``,
 ``convnext_tiny``, ``vit_b_16`` …): its last ``Linear`` layer is removed and its input width is the
