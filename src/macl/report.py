@@ -113,7 +113,7 @@ def retrieval_grid(config: dict[str, Any], index: RetrievalIndex, model: Any, qu
         ds = open_split(config, split)
         images.update({i: (ds, n) for n, i in enumerate(ds.ids)})
     freq = open_split(config, "train").label_frequencies()
-    rarity = (query_split.label_matrix * (freq <= 0.1)).sum(1)
+    rarity = (query_split.label_matrix.astype(np.int64) * (freq <= 0.1)).sum(1)  # uint8 would wrap on negation
     order = np.argsort(-rarity, kind="stable")  # queries with rare labels first: the paper's point
     chosen = [int(i) for i in order[: queries // 2]] + [int(i) for i in order[-(queries - queries // 2) :]]
     side = config["train"].get("image_size", 96)
