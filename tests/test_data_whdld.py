@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -140,11 +139,7 @@ def test_missing_root_says_what_to_put_there(tmp_path) -> None:
 
 def zip_archive(source: Path, target: Path) -> Path:
     """The archive's files in a zip, at its top level (as download=True expects it)."""
-    with zipfile.ZipFile(target, "w") as zf:
-        for path in sorted(source.rglob("*")):
-            if path.is_file():
-                zf.write(path, path.relative_to(source).as_posix())
-    return target
+    return Path(shutil.make_archive(str(target.with_suffix("")), "zip", root_dir=source))
 
 
 def test_download_from_a_local_zip_and_checksum_mismatch(root, tmp_path, monkeypatch) -> None:

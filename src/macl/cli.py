@@ -191,11 +191,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
     console.print("2/4 indexing the database")
     pipeline.build_index(config, checkpoint)
     console.print("3/4 evaluating the trained and the untrained network")
+    model = pipeline.load_model(checkpoint)[0]
     untrained = pipeline.evaluate(config, pipeline.untrained_model(config), "metrics_untrained")
-    trained = pipeline.evaluate(config, pipeline.load_model(checkpoint)[0], "metrics_trained")
+    trained = pipeline.evaluate(config, model, "metrics_trained")
     _print_metrics({"untrained": untrained, "trained": trained})
     console.print("4/4 writing the report")
-    report = write_report(run, config, pipeline.load_model(checkpoint)[0])
+    report = write_report(run, config, model)
     console.print(f"\n[bold green]report:[/bold green] {report.resolve()}")
     console.print(
         "try a search:  [bold].venv/bin/macl search --config src/macl/demo.yaml --labels ship,water[/bold]"

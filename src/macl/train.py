@@ -143,7 +143,7 @@ class Trainer:
         labels = train_set.label_matrix
         self.model = build_model(config, labels.shape[1])
         self.criterion = build_criterion(config, labels.sum(0), labels.shape[0])
-        self.steps_per_epoch = self.batches(0).__len__()
+        self.steps_per_epoch = len(self.batches(0))
         params = self.model.parameters()
         if config.optimizer == "adamw":
             self.optimizer: torch.optim.Optimizer = torch.optim.AdamW(
