@@ -225,6 +225,57 @@ def cmd_selfcheck(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench_root(args: argparse.Namespace, config: dict[str, Any]) -> Path:
+    return args.root or Path(config["output"]) / f"bench-{args.preset}"
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from macl.bench.runner import ArchiveCache, run_study
+    from macl.bench.studies import studies
+
+    config, known = _config(args), studies()
+    names = list(known) if args.study == ["all"] else args.study
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise ValueError(f"unknown study {unknown}; choose from {['all', *known]}")
+    root, cache = _bench_root(args, config), None
+    for name in names:
+        console.print(f"[bold]{name}[/bold]: {known[name].title} · preset {args.preset} · seeds {args.seeds} → {root}")
+        cache = cache or ArchiveCache(config)
+        log = lambda line: console.print(line, markup=False, highlight=False)  # noqa: E731
+        run_study(config, known[name], args.preset, args.seeds, root, cache, args.keep_checkpoints, log)
+    return 0
+
+
+def cmd_bench_page(args: argparse.Namespace) -> int:
+    from macl.bench.page import GRID_METHODS, write_page
+    from macl.bench.runner import load_cell
+    from macl.bench.studies import studies
+    from macl.bench.summary import summarize_study
+
+    config = _config(args)
+    root = _bench_root(args, config)
+    summaries, cells, tops = {}, [], {}
+    for name, study in studies().items():
+        found = {
+            v.name: [c for s in args.seeds if (c := load_cell(config, v, args.preset, s, root))] for v in study.variants
+        }
+        cells += [c for found_cells in found.values() for c in found_cells]
+        summaries[name] = summarize_study(study, found)
+        if name == "compare":
+            tops = {n: found[n][0]["test_top"] for n in GRID_METHODS if found.get(n) and found[n][0]["seed"] == 0}
+    if not cells:
+        raise ValueError(f"no finished benchmark cells under {root}; run 'macl bench' first")
+    dataset = config["dataset"]["name"]
+    results = args.results or Path("benchmarks/results") / f"quality-{dataset}-{args.preset}.json"
+    intro = args.intro.read_text() if args.intro else ""
+    write_page(
+        config, str(args.config) if args.config else None, args.preset, summaries, cells, tops, args.out, results, intro
+    )
+    console.print(f"wrote {args.out} and {results} from {len(cells)} cells")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="macl",
@@ -264,6 +315,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--untrained", action="store_true", help="also evaluate the untrained network, for comparison")
     p = add("report", cmd_report, "write <run>/report.html: metrics, per-label AP, curve, retrieval grids", False)
     p.add_argument("run", type=Path, help="a training run folder (the config's output)")
+    p = add("bench", cmd_bench, "train and evaluate the loss comparison and the MACL ablations (resumable)")
+    p.add_argument("--study", nargs="+", default=["compare"], help="studies to run, or 'all' (default: compare)")
+    p.add_argument("--preset", default="quick", choices=["tiny", "quick", "full"], help="run size (default quick)")
+    p.add_argument("--seeds", nargs="+", type=int, default=[0], help="seeds (default 0)")
+    p.add_argument("--root", type=Path, help="benchmark folder (default <output>/bench-<preset>)")
+    p.add_argument("--keep-checkpoints", action="store_true", help="keep every cell's final checkpoint")
+    p = add("bench-page", cmd_bench_page, "write the results file, figures and results page from finished cells")
+    p.add_argument("--preset", default="quick", choices=["tiny", "quick", "full"], help="run size (default quick)")
+    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], help="seeds to gather (default 0 1 2)")
+    p.add_argument("--root", type=Path, help="benchmark folder (default <output>/bench-<preset>)")
+    p.add_argument("--out", type=Path, default=Path("docs/results.md"), help="page (default docs/results.md)")
+    p.add_argument(
+        "--results", type=Path, help="results file (default benchmarks/results/quality-<dataset>-<preset>.json)"
+    )
+    p.add_argument("--intro", type=Path, help="a Markdown file placed under the page's header (the findings)")
     p = add("selfcheck", cmd_selfcheck, "one-minute check of every loss on synthetic features (no images)", False)
     p.add_argument(
         "--losses",

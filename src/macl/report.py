@@ -17,9 +17,9 @@ from typing import Any
 import numpy as np
 import torch
 from matplotlib.figure import Figure
-from matplotlib.patches import Rectangle
 
 from macl.config import open_split
+from macl.data.plotting import show_hit
 from macl.fileio import atomic_write
 from macl.index import RetrievalIndex
 
@@ -130,15 +130,7 @@ def retrieval_grid(config: dict[str, Any], index: RetrievalIndex, model: Any, qu
             caption = f"{hit.score:.2f} shared: {', '.join(hit.shared) or '–'}"
             panels.append((ds.read(n).float() / 255, caption, bool(hit.shared)))
         for col, (image, caption, good) in enumerate(panels):
-            ax = fig.add_subplot(len(chosen), k + 1, row * (k + 1) + col + 1)
-            ax.imshow(image.permute(1, 2, 0).clamp(0, 1).numpy())
-            ax.set_xticks([])
-            ax.set_yticks([])
-            ax.set_title(caption, fontsize=6.5, wrap=True)
-            if good is not None:
-                h, w = image.shape[-2:]
-                colour = "limegreen" if good else "red"
-                ax.add_patch(Rectangle((0, 0), w - 1, h - 1, fill=False, lw=3, edgecolor=colour))
+            show_hit(fig.add_subplot(len(chosen), k + 1, row * (k + 1) + col + 1), image, caption, good)
     fig.suptitle("Top-k retrieval (green: shares ≥ 1 label with the query, red: shares none)")
     fig.tight_layout()
     return fig

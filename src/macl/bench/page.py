@@ -1,0 +1,331 @@
+"""``macl bench-page``: the results file and ``docs/results.md`` with its figures, from finished cells.
+
+Nothing here trains: it reads the cells that ``macl bench`` finished (any subset — a study still
+running shows what is done), writes the machine-readable results file, draws every figure and writes
+the page. Each figure carries the command that made it, and the page says which machine and preset
+produced the numbers, so a reader can rerun any of it.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import shlex
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from macl.bench.summary import TABLE_METRICS
+from macl.config import open_split
+from macl.data.plotting import show_hit
+from macl.fileio import atomic_write
+
+GRID_METHODS = ("macl", "mulsupcon", "bce", "supcon-any")  # rows of the retrieval grids
+
+
+def _fmt(stat: dict[str, Any] | None, std: bool = True) -> str:
+    if not stat or stat.get("mean") is None:
+        return "–"
+    if std and len(stat["values"]) > 1:
+        return f"{stat['mean']:.3f} ± {stat['std']:.3f}"
+    return f"{stat['mean']:.3f}"
+
+
+def _p(test: dict[str, Any] | None) -> str:
+    if not test or test.get("wilcoxon_p") is None:
+        return "–"
+    sign = "+" if test["mean_difference"] > 0 else "−"
+    p = test["wilcoxon_p"]
+    return (
+        f"{sign}{abs(test['mean_difference']):.3f} (p={p:.1e})"
+        if p < 1e-3
+        else f"{sign}{abs(test['mean_difference']):.3f} (p={p:.3f})"
+    )
+
+
+def _save(fig: Figure, folder: Path, name: str, command: str) -> str:
+    fig.text(0.01, -0.01, f"made by: {command}", fontsize=6.5, color="0.35", ha="left", va="top")
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.png"
+    with atomic_write(path) as fh:
+        fig.savefig(fh, format="png", dpi=110, bbox_inches="tight")
+    return path.name
+
+
+# --- figures -------------------------------------------------------------------------------------------
+def _grouped_bars(ax: Any, variants: list[dict[str, Any]], split: str, keys: tuple[tuple[str, str], ...]) -> np.ndarray:
+    """One group of bars per variant, one bar (mean, whisker: std over seeds) per metric; the group x."""
+    width = 0.8 / len(keys)
+    x = np.arange(len(variants))
+    for k, (key, title) in enumerate(keys):
+        means = [v[split]["metrics"][key]["mean"] or 0.0 for v in variants]
+        stds = [v[split]["metrics"][key]["std"] or 0.0 for v in variants]
+        ax.bar(x + k * width, means, width, yerr=stds, capsize=2, label=title)
+    ax.set_ylim(0, 1)
+    return x + 0.4 - width / 2
+
+
+def comparison_figure(study: dict[str, Any]) -> Figure:
+    """Grouped bars (mean ± std over seeds) of four test metrics for every loss of the comparison."""
+    keys = (("map", "mAP"), ("wap_jac@10", "WAP-jac@10"), ("ndcg_jac@10", "nDCG-jac@10"), ("label_map_rare", "rare AP"))
+    variants = study["variants"]
+    fig = Figure(figsize=(max(7.0, 0.9 * len(variants) + 2), 3.8))
+    ax = fig.add_subplot()
+    ax.set_xticks(_grouped_bars(ax, variants, "test", keys))
+    ax.set_xticklabels([v["name"] for v in variants], rotation=30, ha="right")
+    ax.set_ylabel("test score")
+    ax.legend(fontsize=8, ncol=4, loc="upper left")
+    ax.set_title(study["title"] + " (test queries; bars: mean, whiskers: std over seeds)")
+    fig.tight_layout()
+    return fig
+
+
+def per_label_figure(study: dict[str, Any], names: tuple[str, ...]) -> Figure:
+    """Per-label test AP of a few methods; rare labels (≤ 10 % of training images) shaded and starred."""
+    chosen = [v for v in study["variants"] if v["name"] in names]
+    labels = list(chosen[0]["test"]["per_label_ap"])
+    rare = set(chosen[0]["test"]["rare_labels"])
+    fig = Figure(figsize=(max(7.0, 0.6 * len(labels)), 3.8))
+    ax = fig.add_subplot()
+    width = 0.8 / len(chosen)
+    for i, label in enumerate(labels):
+        if label in rare:
+            ax.axvspan(i - 0.1, i + 0.9, color="gold", alpha=0.25, lw=0)
+    for k, variant in enumerate(chosen):
+        values = [variant["test"]["per_label_ap"][label] or 0.0 for label in labels]
+        ax.bar(np.arange(len(labels)) + k * width, values, width, label=variant["name"])
+    ax.set_xticks(np.arange(len(labels)) + 0.4 - width / 2)
+    ax.set_xticklabels([f"{label} *" if label in rare else label for label in labels], rotation=60, ha="right")
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("per-label AP (test)")
+    ax.legend(fontsize=8, loc="upper right")
+    ax.set_title("Per-label AP, mean over seeds (* and shading: rare labels, ≤ 10 % of training images)")
+    fig.tight_layout()
+    return fig
+
+
+def heatmap_figure(study: dict[str, Any]) -> Figure:
+    """Validation mAP and rare-label AP over the study's two coordinates (alpha × beta)."""
+    variants = study["variants"]
+    xs = sorted({v["coords"]["alpha"] for v in variants})
+    ys = sorted({v["coords"]["beta"] for v in variants})
+    fig = Figure(figsize=(8.5, 3.6))
+    for panel, (key, title) in enumerate((("map", "validation mAP"), ("label_map_rare", "validation rare-label AP"))):
+        grid = np.full((len(ys), len(xs)), np.nan)
+        for v in variants:
+            grid[ys.index(v["coords"]["beta"]), xs.index(v["coords"]["alpha"])] = v["val"]["metrics"][key]["mean"]
+        ax = fig.add_subplot(1, 2, panel + 1)
+        image = ax.imshow(grid, origin="lower", cmap="viridis")
+        for (r, c), value in np.ndenumerate(grid):
+            if not np.isnan(value):
+                ax.text(c, r, f"{value:.3f}", ha="center", va="center", color="white", fontsize=9)
+        ax.set_xticks(range(len(xs)), [f"{x:g}" for x in xs])
+        ax.set_yticks(range(len(ys)), [f"{y:g}" for y in ys])
+        ax.set_xlabel("alpha (shared-label sharpening)")
+        ax.set_ylabel("beta (rare-anchor sharpening)")
+        ax.set_title(title)
+        fig.colorbar(image, ax=ax, shrink=0.8)
+    fig.suptitle(study["title"])
+    fig.tight_layout()
+    return fig
+
+
+def curve_figure(study: dict[str, Any]) -> Figure:
+    """Validation mAP and rare-label AP against the study's single coordinate."""
+    variants = sorted(study["variants"], key=lambda v: next(iter(v["coords"].values())))
+    name = next(iter(variants[0]["coords"]))
+    xs = [v["coords"][name] for v in variants]
+    fig = Figure(figsize=(5.5, 3.4))
+    ax = fig.add_subplot()
+    for key, title in (("map", "val mAP"), ("label_map_rare", "val rare-label AP"), ("ndcg_jac@10", "val nDCG-jac@10")):
+        means = np.array([v["val"]["metrics"][key]["mean"] for v in variants], dtype=float)
+        stds = np.array([v["val"]["metrics"][key]["std"] or 0.0 for v in variants], dtype=float)
+        ax.errorbar(xs, means, yerr=stds, marker="o", capsize=3, label=title)
+    if name in ("lr", "tau"):
+        ax.set_xscale("log")
+    ax.set_xticks(xs, [f"{x:g}" for x in xs])
+    ax.set_xlabel(name)
+    ax.set_ylabel("score")
+    ax.legend(fontsize=8)
+    ax.set_title(study["title"])
+    fig.tight_layout()
+    return fig
+
+
+def bars_figure(study: dict[str, Any]) -> Figure:
+    """Validation mAP and rare-label AP of each variant (an on/off ablation)."""
+    variants = study["variants"]
+    keys = (("map", "val mAP"), ("label_map_rare", "val rare-label AP"), ("ndcg_jac@10", "val nDCG-jac@10"))
+    fig = Figure(figsize=(5.5, 3.4))
+    ax = fig.add_subplot()
+    ax.set_xticks(_grouped_bars(ax, variants, "val", keys))
+    ax.set_xticklabels([v["label"] for v in variants], fontsize=8)
+    ax.legend(fontsize=8, loc="lower right")
+    ax.set_title(study["title"])
+    fig.tight_layout()
+    return fig
+
+
+def grid_figure(config: dict[str, Any], tops: dict[str, dict[str, Any]], n_queries: int = 3) -> Figure:
+    """The same test queries' top-6 under each method (seed 0); green frame: shares a label, red: none."""
+    query_split = open_split(config, config["protocol"]["queries"])
+    images: dict[str, tuple[Any, int]] = {}
+    for split in config["protocol"]["database"]:
+        ds = open_split(config, split)
+        images.update({image_id: (ds, n) for n, image_id in enumerate(ds.ids)})
+    freq = open_split(config, "train").label_frequencies()
+    rarity = (query_split.label_matrix.astype(np.int64) * (freq <= 0.1)).sum(1)
+    order = np.argsort(-rarity, kind="stable")
+    chosen = [int(i) for i in order[: n_queries - 1]] + [int(order[len(order) // 2])]  # rare first, one typical
+    methods = list(tops)
+    k = len(next(iter(tops.values()))["hits"][0])
+    fig = Figure(figsize=(1.6 * (k + 1), 1.75 * len(chosen) * len(methods) + 0.4))
+    row = 0
+    for qi in chosen:
+        qid, q_labels = query_split.ids[qi], query_split.label_matrix[qi].astype(bool)
+        for method in methods:
+            top = tops[method]
+            hits = top["hits"][top["query_ids"].index(qid)]
+            panels: list[tuple[Any, str, bool | None]] = [
+                (query_split.read(qi), f"{method}\nquery: {', '.join(_names(query_split, qi))}", None)
+            ]
+            for hit in hits:
+                ds, n = images[hit]
+                shared = [ds.classes[c] for c in np.flatnonzero(ds.label_matrix[n].astype(bool) & q_labels)]
+                panels.append((ds.read(n), ", ".join(shared) or "–", bool(shared)))
+            for col, (image, caption, good) in enumerate(panels):
+                ax = fig.add_subplot(len(chosen) * len(methods), k + 1, row * (k + 1) + col + 1)
+                show_hit(ax, image, caption, good, fontsize=5.5)
+            row += 1
+    fig.suptitle("Top-6 for the same test queries (seed 0); captions: labels shared with the query")
+    fig.tight_layout()
+    return fig
+
+
+def _names(ds: Any, i: int) -> list[str]:
+    return [ds.classes[c] for c in np.flatnonzero(ds.label_matrix[i])]
+
+
+# --- the page ------------------------------------------------------------------------------------------
+def _metric_table(study: dict[str, Any], split: str) -> list[str]:
+    head = "| variant | seeds | " + " | ".join(t for _, t in TABLE_METRICS) + " |"
+    lines = [head, "|---" * (len(TABLE_METRICS) + 2) + "|"]
+    for v in study["variants"]:
+        cells = [_fmt(v[split]["metrics"].get(key)) for key, _ in TABLE_METRICS]
+        lines.append(f"| {v['name']} | {len(v[split]['seeds'])} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _test_table(study: dict[str, Any], split: str) -> list[str]:
+    ref = study["reference"]
+    lines = [
+        f"| variant | mAP Δ vs {ref} (Wilcoxon p) | nDCG-jac@10 Δ (p) | rare-label AP Δ (p) | train s/seed |",
+        "|---|---|---|---|---|",
+    ]
+    for v in study["variants"]:
+        tests = v[split].get("vs_reference", {})
+        cells = [_p(tests.get(k)) for k in ("map", "ndcg_jac@10", "label_map_rare")]
+        lines.append(f"| {v['name']} | " + " | ".join(cells) + f" | {v[split]['train_seconds']:.0f} |")
+    return lines
+
+
+def _ablation_table(study: dict[str, Any]) -> list[str]:
+    ref = study["reference"]
+    lines = [
+        f"| variant | val mAP | val rare AP | val nDCG-jac@10 | val mAP Δ vs {ref} (p) | val rare AP Δ (p) "
+        "| test mAP | test rare AP |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for v in study["variants"]:
+        val, test, tests = v["val"]["metrics"], v["test"]["metrics"], v["val"].get("vs_reference", {})
+        lines.append(
+            f"| {v['label']} | {_fmt(val['map'])} | {_fmt(val['label_map_rare'])} | {_fmt(val['ndcg_jac@10'])} | "
+            f"{_p(tests.get('map'))} | {_p(tests.get('label_map_rare'))} | {_fmt(test['map'])} | "
+            f"{_fmt(test['label_map_rare'])} |"
+        )
+    return lines
+
+
+def machine_description(results: list[dict[str, Any]]) -> str:
+    machines = sorted({json.dumps(r.get("machine", {}), sort_keys=True) for r in results})
+    return "; ".join(", ".join(f"{k}: {v}" for k, v in json.loads(m).items()) for m in machines) or "unknown"
+
+
+def write_page(
+    config: dict[str, Any],
+    config_path: str | None,
+    preset: str,
+    summaries: dict[str, dict[str, Any]],
+    cells: list[dict[str, Any]],
+    tops: dict[str, dict[str, Any]],
+    page: Path,
+    results_file: Path,
+    intro: str = "",
+) -> None:
+    """Write ``results_file`` (JSON) and ``page`` (Markdown) with figures in ``<page dir>/figures/results``."""
+    page = Path(page)
+    figures = page.parent / "figures" / "results"
+    machine = machine_description(cells)
+    where = f" -c {shlex.quote(config_path)}" if config_path else ""
+    base = f"macl bench{where} --preset {preset}"
+    page_cmd = f"macl bench-page{where} --preset {preset}"
+    payload = {
+        "dataset": config["dataset"],
+        "protocol": config["protocol"],
+        "preset": preset,
+        "machine": machine,
+        "python": platform.python_version(),
+        "generated_by": page_cmd,
+        "studies": summaries,
+    }
+    results_file.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_write(results_file) as fh:
+        fh.write(json.dumps(payload, indent=1).encode())
+    lines = [
+        "# Results: MACL against its baselines, and its ablations",
+        "",
+        f"<!-- generated by `{page_cmd}`; do not edit by hand -->",
+        "",
+        f"Generated by `{page_cmd}` from finished benchmark cells; numbers in `{results_file.as_posix()}`.",
+        f"Dataset `{config['dataset']['name']}`, preset `{preset}`, machine: {machine}.",
+        "",
+    ]
+    if intro:
+        lines += [intro, ""]
+    for name, study in summaries.items():
+        if not study["variants"]:
+            continue
+        seeds = sorted({s for v in study["variants"] for s in v["test"]["seeds"]})
+        cmd = f"{base} --study {name} --seeds {' '.join(map(str, seeds))}"
+        lines += [f"## {study['title']}", "", f"Command: `{cmd}`", ""]
+        if study["question"]:
+            lines += [study["question"], ""]
+        if study["figure"] == "bars" and name in ("compare", "reference"):
+            lines += ["Test split (queries against the database of the protocol), mean ± std over seeds:", ""]
+            lines += [*_metric_table(study, "test"), ""]
+            lines += [
+                f"Paired tests against `{study['reference']}` over seeds × queries (rare AP: seeds × rare "
+                "labels); Δ = variant − reference:",
+                "",
+            ]
+            lines += [*_test_table(study, "test"), ""]
+            lines += ["Validation split (val queries against train), the split used for choices:", ""]
+            lines += [*_metric_table(study, "val"), ""]
+            fig_name = _save(comparison_figure(study), figures, f"{name}_bars", cmd)
+            lines += [f"![{study['title']}](figures/results/{fig_name})", ""]
+            present = tuple(n for n in GRID_METHODS if any(v["name"] == n for v in study["variants"]))
+            if name == "compare" and present:
+                fig_name = _save(per_label_figure(study, present), figures, "per_label_ap", cmd)
+                lines += [f"![per-label AP](figures/results/{fig_name})", ""]
+            continue
+        lines += [*_ablation_table(study), ""]
+        draw = {"heatmap": heatmap_figure, "curve": curve_figure, "bars": bars_figure}[study["figure"]]
+        fig_name = _save(draw(study), figures, f"ablation_{name}", cmd)
+        lines += [f"![{study['title']}](figures/results/{fig_name})", ""]
+    if tops:
+        fig_name = _save(grid_figure(config, tops), figures, "retrieval_grids", f"{base} --study compare --seeds 0")
+        lines += ["## Retrieval grids", "", f"![top-6 retrieval](figures/results/{fig_name})", ""]
+    with atomic_write(page) as fh:
+        fh.write("\n".join(lines).encode())

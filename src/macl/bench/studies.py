@@ -1,0 +1,218 @@
+"""What a benchmark trains: presets (how big a run is) and studies (which variants are compared).
+
+A *variant* is a set of overrides of the config's ``train`` section; a *cell* is one variant trained
+with one seed. Every study is "one change at a time" around the config's own MACL settings (its
+``train.loss_args`` when ``train.loss`` is ``macl``), so the same studies run on any archive a config
+describes, and the frozen defaults of ``configs/ucm.yaml`` are what the ablations perturb.
+
+Identical cells are trained once: a cell is keyed by its fully resolved training configuration (loss
+arguments completed with the loss's own defaults), so the ``reference`` study reuses the cells that the
+comparison and the ablations already trained.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import inspect
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from macl.losses.registry import LOSSES
+from macl.train import BCE, TrainConfig
+
+# How big a run is. ``quick`` fits every loss of the comparison, one seed, in ~25 minutes on a 2-core
+# CPU (ResNet-18 from scratch at 64 px trains at ~76 img/s there with 2 views; 6 epochs of the 1285 UC
+# Merced training images take ~100 s). ``full`` is the paper-scale protocol, for a GPU.
+PRESETS: dict[str, dict[str, Any]] = {
+    "tiny": {"image_size": 32, "epochs": 1, "batch_size": 32, "workers": 0},
+    "quick": {"image_size": 64, "epochs": 6, "batch_size": 128, "workers": 0},
+    "full": {"image_size": 224, "epochs": 100, "batch_size": 128, "workers": 8},
+}
+
+UNTRAINED = "untrained"  # a variant that is evaluated at its seeded initialisation, never trained
+BASELINES = ("mulsupcon", "supcon-any", "supcon-all", "jaccard-supcon", "simdis", "ntxent")
+# method.md's suggested starting values: the "paper" setting of the reference study.
+SUGGESTED = {"tau": 0.1, "alpha": 0.5, "beta": 0.5, "gamma": 0.5, "dts": "pair", "pair_weighting": True}
+GRID = (-0.4, 0.0, 0.5)  # DTS alpha/beta: both signs (method.md); -0.5 twice would make 1 + alpha·J + beta·rho = 0
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One configuration of a study: ``train`` overrides; ``loss_args`` are merged into MACL's."""
+
+    name: str
+    label: str
+    train: dict[str, Any] = field(default_factory=dict)
+    loss_args: dict[str, Any] = field(default_factory=dict)
+    # The variant's coordinates in the study's figure (e.g. {"alpha": 0.5, "beta": -0.5}).
+    coords: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Study:
+    """A named set of variants, compared against ``reference`` (paired tests are against it)."""
+
+    name: str
+    title: str
+    variants: tuple[Variant, ...]
+    reference: str
+    figure: str  # 'bars' | 'heatmap' | 'curve'
+    question: str = ""
+
+
+def _macl(
+    name: str, label: str, coords: dict[str, float] | None = None, train: dict | None = None, **args: Any
+) -> Variant:
+    return Variant(name, label, dict(train or {}, loss="macl"), args, dict(coords or {}))
+
+
+def studies() -> dict[str, Study]:
+    """Every study ``macl bench run --study NAME`` knows, in the order ``all`` runs them."""
+    base = _macl("macl", "MACL (config defaults)")
+    out = [
+        Study(
+            "compare",
+            "Loss comparison",
+            (
+                Variant(UNTRAINED, "untrained network", {"loss": "mulsupcon"}),
+                base,
+                _macl("weighted-macl", "weighted MACL", weighted=True),
+                *(Variant(name, name, {"loss": name}) for name in BASELINES),
+                Variant(BCE, "BCE classifier", {"loss": BCE}),
+            ),
+            reference="macl",
+            figure="bars",
+            question="Does MACL beat its base (MulSupCon), the other contrastive losses and the BCE classifier?",
+        ),
+        Study(
+            "reference",
+            "method.md's reference table, reproduced",
+            (
+                Variant(UNTRAINED, "untrained network", {"loss": "mulsupcon"}),
+                Variant("mulsupcon", "MulSupCon (MACL, every part off)", {"loss": "mulsupcon"}),
+                _macl("macl-suggested", "MACL, suggested values (pair DTS, PLR on)", **SUGGESTED),
+                _macl("weighted-suggested", "weighted MACL, suggested values", **SUGGESTED, weighted=True),
+                _macl("dts-only", "MACL with DTS only (PLR off)", **(SUGGESTED | {"pair_weighting": False})),
+                _macl("plr-only", "MACL with PLR only (alpha = beta = 0)", **(SUGGESTED | {"alpha": 0.0, "beta": 0.0})),
+                _macl(
+                    "weighted-plr",
+                    "weighted MACL with PLR, no DTS",
+                    **(SUGGESTED | {"alpha": 0.0, "beta": 0.0}),
+                    weighted=True,
+                ),
+                Variant(BCE, "BCE classifier", {"loss": BCE}),
+            ),
+            reference="mulsupcon",
+            figure="bars",
+            question="Does our code reproduce the reference run of method.md?",
+        ),
+        Study(
+            "plr",
+            "Pairwise label reweighting on/off",
+            (base, _macl("plr-off", "PLR off", pair_weighting=False)),
+            reference="macl",
+            figure="bars",
+        ),
+        Study(
+            "dts",
+            "Dynamic temperature: alpha x beta (pair DTS)",
+            tuple(
+                _macl(
+                    f"dts-a{a:+g}-b{b:+g}",
+                    f"alpha={a:g}, beta={b:g}",
+                    {"alpha": a, "beta": b},
+                    alpha=a,
+                    beta=b,
+                    dts="pair",
+                )
+                for a in GRID
+                for b in GRID
+            ),
+            reference="dts-a+0-b+0",
+            figure="heatmap",
+        ),
+        Study(
+            "dts-anchor",
+            "Anchor-level DTS (one temperature per label-level anchor)",
+            tuple(
+                _macl(f"anchor-b{b:+g}", f"dts=anchor, beta={b:g}", {"beta": b}, alpha=0.0, beta=b, dts="anchor")
+                for b in GRID
+            ),
+            reference="anchor-b+0",
+            figure="curve",
+        ),
+        Study(
+            "weighted",
+            "Plain vs weighted MACL (rarity-weighted label anchors)",
+            (base, _macl("weighted-macl", "weighted MACL", weighted=True)),
+            reference="macl",
+            figure="bars",
+        ),
+        Study(
+            "sampler",
+            "Label-aware batch sampler off/on",
+            (base, _macl("sampler-on", "label-aware sampler (kappa=0.5)", train={"sampler": True})),
+            reference="macl",
+            figure="bars",
+        ),
+        Study(
+            "gamma",
+            "Rarity exponent gamma (PLR weights)",
+            tuple(_macl(f"gamma-{g:g}", f"gamma={g:g}", {"gamma": g}, gamma=g) for g in (0.0, 0.5, 1.0)),
+            reference="gamma-0.5",
+            figure="curve",
+        ),
+        Study(
+            "tau",
+            "Base temperature tau",
+            tuple(_macl(f"tau-{t:g}", f"tau={t:g}", {"tau": t}, tau=t) for t in (0.05, 0.1, 0.2)),
+            reference="tau-0.1",
+            figure="curve",
+        ),
+        Study(
+            "lr",
+            "Learning rate",
+            tuple(_macl(f"lr-{lr:g}", f"lr={lr:g}", {"lr": lr}, train={"lr": lr}) for lr in (3e-4, 1e-3, 3e-3)),
+            reference="lr-0.001",
+            figure="curve",
+        ),
+    ]
+    return {study.name: study for study in out}
+
+
+def resolve_train(config: dict[str, Any], variant: Variant, preset: str, seed: int) -> TrainConfig:
+    """The TrainConfig of a cell: config ``train`` ← preset ← variant overrides ← seed.
+
+    MACL variants start from the config's MACL arguments (when the config trains MACL) and change
+    only what the variant names; any other loss starts from its own defaults.
+    """
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
+    train = copy.deepcopy(config["train"]) | PRESETS[preset] | copy.deepcopy(variant.train) | {"seed": seed}
+    config_args = config["train"].get("loss_args", {}) if config["train"].get("loss", "macl") == "macl" else {}
+    train["loss_args"] = (dict(config_args) if train.get("loss") == "macl" else {}) | dict(variant.loss_args)
+    return TrainConfig(**train)
+
+
+def canonical_loss_args(loss: str, args: dict[str, Any]) -> dict[str, Any]:
+    """``args`` completed with the loss constructor's defaults (so equal losses get equal keys)."""
+    if loss == BCE:
+        return dict(args)
+    params = inspect.signature(LOSSES[loss]).parameters
+    defaults = {k: p.default for k, p in params.items() if p.default is not inspect.Parameter.empty}
+    resolved = defaults | args
+    if resolved.get("alpha") == 0 and resolved.get("beta") == 0:
+        resolved["dts"] = "pair"  # without DTS the granularity changes nothing
+    return resolved
+
+
+def cell_key(config: dict[str, Any], train: TrainConfig, trained: bool) -> str:
+    """A short hash of everything that determines a cell's result (dataset, protocol, training)."""
+    spec = asdict(train)
+    spec["loss_args"] = canonical_loss_args(train.loss, train.loss_args)
+    for key in ("workers", "eval_every"):  # change speed, not results
+        spec.pop(key)
+    payload = {"dataset": config["dataset"], "protocol": config["protocol"], "train": spec, "trained": trained}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:12]

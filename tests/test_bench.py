@@ -1,0 +1,189 @@
+"""The benchmark harness end to end on the synthetic archive (tiny preset): every loss trains once,
+finished cells are skipped, identical cells are shared between studies, and the page is written."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from macl.bench.runner import ArchiveCache, run_study
+from macl.bench.studies import PRESETS, UNTRAINED, cell_key, resolve_train, studies
+from macl.bench.summary import paired_test, summarize_study
+from macl.cli import main
+from macl.config import load_config
+from macl.losses import LOSSES
+from macl.train import BCE
+
+ARCHIVE = ["--set", "dataset.args={num_images: 120, image_size: 32, seed: 3}", "--set", "train.batch_size=16"]
+
+
+@pytest.fixture(scope="module")
+def bench(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("bench")
+    assert (
+        main(
+            [
+                "bench",
+                "--study",
+                "compare",
+                "plr",
+                "--preset",
+                "tiny",
+                "--seeds",
+                "0",
+                "1",
+                "--root",
+                str(root),
+                *ARCHIVE,
+            ]
+        )
+        == 0
+    )
+    return root
+
+
+def test_every_loss_of_the_comparison_ran_with_both_seeds(bench: Path) -> None:
+    results = [json.loads(p.read_text()) for p in bench.glob("cells/*/seed*/result.json")]
+    ran = {(r["train_config"]["loss"], r["seed"]) for r in results if r["trained"]}
+    wanted = {"macl", "mulsupcon", "supcon-any", "supcon-all", "jaccard-supcon", "simdis", "ntxent", BCE}
+    assert {loss for loss, _ in ran} == wanted
+    assert all((loss, seed) in ran for loss in wanted for seed in (0, 1))
+    assert any(not r["trained"] for r in results)  # the untrained reference row
+    for r in results:
+        assert r["train_config"]["image_size"] == PRESETS["tiny"]["image_size"]
+        for split in ("val", "test"):
+            assert 0.0 <= r[split]["metrics"]["map"] <= 1.0
+            assert len(r[split]["per_query"]["map"]) == r[split]["n_queries"]
+        assert len(r["test_top"]["hits"]) == r["test"]["n_queries"]
+        assert all(len(h) == 6 for h in r["test_top"]["hits"])
+    assert not list(bench.glob("cells/*/seed*/last.pt"))  # checkpoints of finished cells are removed
+
+
+def test_rerun_skips_finished_cells_and_shares_identical_ones(bench: Path, capsys) -> None:
+    before = {p: p.stat().st_mtime_ns for p in bench.glob("cells/*/seed*/result.json")}
+    # 'weighted' reuses the comparison's macl and weighted-macl cells: nothing new trains
+    assert (
+        main(
+            [
+                "bench",
+                "--study",
+                "compare",
+                "weighted",
+                "--preset",
+                "tiny",
+                "--seeds",
+                "0",
+                "1",
+                "--root",
+                str(bench),
+                *ARCHIVE,
+            ]
+        )
+        == 0
+    )
+    assert {p: p.stat().st_mtime_ns for p in bench.glob("cells/*/seed*/result.json")} == before
+    assert "done in" not in capsys.readouterr().out
+
+
+def test_interrupted_cell_resumes_from_its_checkpoint(tmp_path: Path) -> None:
+    config = load_config(
+        None, ["dataset.args={num_images: 80, image_size: 32, seed: 3}", "train.batch_size=16", "train.epochs=2"]
+    )
+    study = studies()["plr"]
+    variant = study.variants[0]
+    # train a 1-epoch run by hand into the cell folder, as if the 2-epoch cell had been killed after epoch 1
+    from macl.bench.runner import _train, cell_dir
+
+    cfg = resolve_train(config, variant, "tiny", 0)
+    assert cfg.epochs == PRESETS["tiny"]["epochs"] == 1
+    folder = cell_dir(config, variant, "tiny", 0, tmp_path)
+    epochs: list[int] = []
+    trainer = _train(cfg, ArchiveCache(config), folder, lambda log: epochs.append(log.epoch))
+    assert (folder / "last.pt").is_file() and trainer.epoch == 1
+    results = run_study(config, study, "tiny", [0], tmp_path, log=lambda line: None)
+    assert results["macl"][0]["history"][0]["epoch"] == 1 and len(results["macl"][0]["history"]) == 1
+    assert not (folder / "last.pt").exists()
+
+
+def test_cell_keys_ignore_spelling_but_not_substance() -> None:
+    config = load_config(None, ["train.loss=macl", "train.loss_args={alpha: 0.0, beta: 0.0}"])
+    grid = {v.name: v for v in studies()["dts"].variants}
+    base = studies()["plr"].variants[0]
+
+    def key(variant, seed=0):
+        return cell_key(config, resolve_train(config, variant, "tiny", seed), variant.name != UNTRAINED)
+
+    assert key(grid["dts-a+0-b+0"]) == key(base)  # same loss, spelled with explicit defaults
+    assert key(grid["dts-a+0.5-b+0"]) != key(base)
+    assert key(base, 0) != key(base, 1)
+    untrained, mulsupcon = (v for v in studies()["compare"].variants if v.name in (UNTRAINED, "mulsupcon"))
+    assert key(untrained) != key(mulsupcon)
+
+
+def test_every_registered_loss_family_is_in_the_comparison() -> None:
+    compare = {v.train.get("loss") for v in studies()["compare"].variants}
+    assert {name for name in LOSSES if name not in ("supcon", "weighted-macl")} <= compare
+
+
+def test_paired_test_matches_scipy_and_handles_ties() -> None:
+    rng = np.random.default_rng(0)
+    a = rng.random(50)
+    b = a - 0.1 + 0.01 * rng.standard_normal(50)
+    out = paired_test(a, b)
+    assert out["n"] == 50 and out["mean_difference"] == pytest.approx(np.mean(a - b))
+    assert out["wilcoxon_p"] < 1e-6 and out["t_p"] < 1e-6
+    same = paired_test(a, a.copy())
+    assert same["wilcoxon_p"] is None  # identical results: no test, not a crash
+    with_nan = paired_test(np.array([0.5, np.nan, 0.2]), np.array([0.1, 0.3, np.nan]))
+    assert with_nan["n"] == 1
+
+
+def test_page_and_results_file(bench: Path, tmp_path: Path) -> None:
+    page, results = tmp_path / "docs" / "results.md", tmp_path / "results.json"
+    assert (
+        main(
+            [
+                "bench-page",
+                "--preset",
+                "tiny",
+                "--seeds",
+                "0",
+                "1",
+                "--root",
+                str(bench),
+                "--out",
+                str(page),
+                "--results",
+                str(results),
+                *ARCHIVE,
+            ]
+        )
+        == 0
+    )
+    data = json.loads(results.read_text())
+    assert data["preset"] == "tiny" and "torch" in data["machine"]
+    compare = data["studies"]["compare"]
+    assert [v["name"] for v in compare["variants"]] == [v.name for v in studies()["compare"].variants]
+    for v in compare["variants"]:
+        assert v["test"]["seeds"] == [0, 1]
+        assert set(v["test"]["metrics"]["map"]) == {"mean", "std", "values"}
+        if v["name"] != "macl":
+            assert set(v["test"]["vs_reference"]) == {"map", "ndcg_jac@10", "label_map_rare"}
+    assert data["studies"]["dts-anchor"]["variants"] == []  # not run: listed, empty
+    text = page.read_text()
+    assert "preset `tiny`" in text and "| mulsupcon |" in text
+    for figure in ("compare_bars.png", "per_label_ap.png", "ablation_plr.png", "retrieval_grids.png"):
+        assert (page.parent / "figures" / "results" / figure).is_file(), figure
+        assert f"figures/results/{figure}" in text
+
+
+def test_summary_of_a_study_without_its_reference_has_no_tests(bench: Path) -> None:
+    study = studies()["plr"]
+    config = load_config(None, ARCHIVE[1::2])
+    results = run_study(config, study, "tiny", [0], bench, log=lambda line: None)
+    summary = summarize_study(study, {"plr-off": results["plr-off"]})
+    assert [v["name"] for v in summary["variants"]] == ["plr-off"]
+    assert "vs_reference" not in summary["variants"][0]["val"]
