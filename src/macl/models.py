@@ -126,8 +126,11 @@ class Encoder(nn.Module):
 
     @torch.no_grad()
     def embed(self, images: Tensor) -> Tensor:
-        """L2-normalised retrieval embeddings of a batch (eval mode is the caller's business)."""
-        features = self.backbone(images)
+        """L2-normalised retrieval embeddings of a batch (eval mode is the caller's business).
+
+        The batch is moved to the model's device, so callers need not know where the model lives.
+        """
+        features = self.backbone(images.to(next(self.parameters()).device))
         if self.embedding == "projection":
             features = self.head(features)
         return nn.functional.normalize(features.float(), dim=1)

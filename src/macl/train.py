@@ -139,10 +139,12 @@ class Trainer:
     def __init__(self, config: TrainConfig, train_set: Any, val_set: Any | None, out_dir: Path) -> None:
         self.config, self.out_dir = config, Path(out_dir)
         self.train_set, self.val_set = train_set, val_set
-        torch.manual_seed(config.seed)  # model initialisation
+        torch.manual_seed(config.seed)  # model initialisation (on the CPU, so it is the same on every device)
         labels = train_set.label_matrix
-        self.model = build_model(config, labels.shape[1])
-        self.criterion = build_criterion(config, labels.sum(0), labels.shape[0])
+        # The GPU when there is one: not part of the config, so a run can resume on another machine.
+        self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        self.model = build_model(config, labels.shape[1]).to(self.device)
+        self.criterion = build_criterion(config, labels.sum(0), labels.shape[0]).to(self.device)
         self.steps_per_epoch = len(self.batches(0))
         params = self.model.parameters()
         if config.optimizer == "adamw":
@@ -201,7 +203,7 @@ class Trainer:
 
     def resume(self, path: Path) -> None:
         """Continue from a checkpoint written by :meth:`save` (same config required)."""
-        state = torch.load(path, map_location="cpu", weights_only=False)
+        state = torch.load(path, map_location=self.device, weights_only=False)
         if state["config"] != asdict(self.config):
             changed = sorted(k for k, v in state["config"].items() if asdict(self.config).get(k) != v)
             raise ValueError(f"{path} was written with a different configuration (differs in: {', '.join(changed)})")
@@ -221,6 +223,7 @@ class Trainer:
         total, count, start = 0.0, 0, time.perf_counter()
         for batch in loader:
             images, labels = views_to_batch(batch["image"], batch["label"])
+            images, labels = images.to(self.device, non_blocking=True), labels.to(self.device, non_blocking=True)
             with torch.autocast("cpu" if not images.is_cuda else "cuda", dtype=torch.bfloat16, enabled=cfg.bf16):
                 output = self.model(images)
                 loss = self.criterion(output.float(), labels)
