@@ -21,7 +21,7 @@ import sys
 
 from macl.cli import main
 
-ABLATIONS = ["dts", "plr", "dts-anchor", "weighted", "sampler", "gamma", "tau", "lr"]
+ABLATIONS = ["dts", "dts-alpha", "plr", "dts-anchor", "weighted", "sampler", "gamma", "tau", "lr"]
 
 
 def run(argv: list[str] | None = None) -> int:

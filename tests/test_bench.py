@@ -62,28 +62,10 @@ def test_every_loss_of_the_comparison_ran_with_both_seeds(bench: Path) -> None:
     assert not list(bench.glob("cells/*/seed*/last.pt"))  # checkpoints of finished cells are removed
 
 
-def test_rerun_skips_finished_cells_and_shares_identical_ones(bench: Path, capsys) -> None:
+def test_rerun_skips_finished_cells(bench: Path, capsys) -> None:
     before = {p: p.stat().st_mtime_ns for p in bench.glob("cells/*/seed*/result.json")}
-    # 'weighted' reuses the comparison's macl and weighted-macl cells: nothing new trains
-    assert (
-        main(
-            [
-                "bench",
-                "--study",
-                "compare",
-                "weighted",
-                "--preset",
-                "tiny",
-                "--seeds",
-                "0",
-                "1",
-                "--root",
-                str(bench),
-                *ARCHIVE,
-            ]
-        )
-        == 0
-    )
+    args = ["--preset", "tiny", "--seeds", "0", "1", "--root", str(bench), *ARCHIVE]
+    assert main(["bench", "--study", "plr", "compare", *args]) == 0
     assert {p: p.stat().st_mtime_ns for p in bench.glob("cells/*/seed*/result.json")} == before
     assert "done in" not in capsys.readouterr().out
 
@@ -104,23 +86,29 @@ def test_interrupted_cell_resumes_from_its_checkpoint(tmp_path: Path) -> None:
     trainer = _train(cfg, ArchiveCache(config), folder, lambda log: epochs.append(log.epoch))
     assert (folder / "last.pt").is_file() and trainer.epoch == 1
     results = run_study(config, study, "tiny", [0], tmp_path, log=lambda line: None)
-    assert results["macl"][0]["history"][0]["epoch"] == 1 and len(results["macl"][0]["history"]) == 1
+    assert results["base"][0]["history"][0]["epoch"] == 1 and len(results["base"][0]["history"]) == 1
     assert not (folder / "last.pt").exists()
 
 
 def test_cell_keys_ignore_spelling_but_not_substance() -> None:
-    config = load_config(None, ["train.loss=macl", "train.loss_args={alpha: 0.0, beta: 0.0}"])
+    config = load_config(None, ["train.loss=macl", "train.loss_args={alpha: 0.0, beta: 0.0, gamma: 0.5}"])
     grid = {v.name: v for v in studies()["dts"].variants}
     base = studies()["plr"].variants[0]
+    compare = {v.name: v for v in studies()["compare"].variants}
 
     def key(variant, seed=0):
         return cell_key(config, resolve_train(config, variant, "tiny", seed), variant.name != UNTRAINED)
 
     assert key(grid["dts-a+0-b+0"]) == key(base)  # same loss, spelled with explicit defaults
+    assert key(compare["macl"]) == key(base)  # the config's settings happen to be the ablation base
+    anchor = {v.name: v for v in studies()["dts-anchor"].variants}
+    assert key(anchor["anchor-b+0"]) == key(base)  # no DTS: its granularity is irrelevant
     assert key(grid["dts-a+0.5-b+0"]) != key(base)
     assert key(base, 0) != key(base, 1)
-    untrained, mulsupcon = (v for v in studies()["compare"].variants if v.name in (UNTRAINED, "mulsupcon"))
-    assert key(untrained) != key(mulsupcon)
+    assert key(compare[UNTRAINED]) != key(compare["mulsupcon"])
+    other = load_config(None, ["train.loss=macl", "train.loss_args={alpha: -0.4}"])
+    assert resolve_train(other, compare["macl"], "tiny", 0).loss_args == {"alpha": -0.4}
+    assert resolve_train(other, base, "tiny", 0).loss_args["alpha"] == 0.0  # ablations ignore the config
 
 
 def test_every_registered_loss_family_is_in_the_comparison() -> None:

@@ -1,9 +1,12 @@
 """What a benchmark trains: presets (how big a run is) and studies (which variants are compared).
 
 A *variant* is a set of overrides of the config's ``train`` section; a *cell* is one variant trained
-with one seed. Every study is "one change at a time" around the config's own MACL settings (its
-``train.loss_args`` when ``train.loss`` is ``macl``), so the same studies run on any archive a config
-describes, and the frozen defaults of ``configs/ucm.yaml`` are what the ablations perturb.
+with one seed. The comparison trains MACL with the config's own settings (its ``train.loss_args`` when
+``train.loss`` is ``macl``: the defaults chosen on the validation split and frozen there). The
+ablations change one thing at a time around a fixed, config-independent base (:data:`ABLATION_BASE`,
+MulSupCon plus PLR), so they stay the same experiment when the config's defaults are re-tuned; every
+other training setting (backbone, optimiser, epochs…) comes from the config and the preset, so the same
+studies run on any archive a config describes.
 
 Identical cells are trained once: a cell is keyed by its fully resolved training configuration (loss
 arguments completed with the loss's own defaults), so the ``reference`` study reuses the cells that the
@@ -35,6 +38,8 @@ UNTRAINED = "untrained"  # a variant that is evaluated at its seeded initialisat
 BASELINES = ("mulsupcon", "supcon-any", "supcon-all", "jaccard-supcon", "simdis", "ntxent")
 # method.md's suggested starting values: the "paper" setting of the reference study.
 SUGGESTED = {"tau": 0.1, "alpha": 0.5, "beta": 0.5, "gamma": 0.5, "dts": "pair", "pair_weighting": True}
+# The ablation base: MACL with PLR on, DTS off, plain (method.md's "PLR only" row).
+ABLATION_BASE = {"tau": 0.1, "alpha": 0.0, "beta": 0.0, "gamma": 0.5, "pair_weighting": True, "weighted": False}
 GRID = (-0.4, 0.0, 0.5)  # DTS alpha/beta: both signs (method.md); -0.5 twice would make 1 + alpha·J + beta·rho = 0
 
 
@@ -48,6 +53,8 @@ class Variant:
     loss_args: dict[str, Any] = field(default_factory=dict)
     # The variant's coordinates in the study's figure (e.g. {"alpha": 0.5, "beta": -0.5}).
     coords: dict[str, float] = field(default_factory=dict)
+    # MACL arguments start from the config's (the comparison) or from ABLATION_BASE (the ablations).
+    from_config: bool = False
 
 
 @dataclass(frozen=True)
@@ -63,22 +70,27 @@ class Study:
 
 
 def _macl(
-    name: str, label: str, coords: dict[str, float] | None = None, train: dict | None = None, **args: Any
+    name: str,
+    label: str,
+    coords: dict[str, float] | None = None,
+    train: dict | None = None,
+    from_config: bool = False,
+    **args: Any,
 ) -> Variant:
-    return Variant(name, label, dict(train or {}, loss="macl"), args, dict(coords or {}))
+    return Variant(name, label, dict(train or {}, loss="macl"), args, dict(coords or {}), from_config)
 
 
 def studies() -> dict[str, Study]:
     """Every study ``macl bench run --study NAME`` knows, in the order ``all`` runs them."""
-    base = _macl("macl", "MACL (config defaults)")
+    base = _macl("base", "base: PLR on, DTS off")
     out = [
         Study(
             "compare",
             "Loss comparison",
             (
                 Variant(UNTRAINED, "untrained network", {"loss": "mulsupcon"}),
-                base,
-                _macl("weighted-macl", "weighted MACL", weighted=True),
+                _macl("macl", "MACL (the config's settings)", from_config=True),
+                _macl("weighted-macl", "weighted MACL (the config's settings)", from_config=True, weighted=True),
                 *(Variant(name, name, {"loss": name}) for name in BASELINES),
                 Variant(BCE, "BCE classifier", {"loss": BCE}),
             ),
@@ -112,7 +124,7 @@ def studies() -> dict[str, Study]:
             "plr",
             "Pairwise label reweighting on/off",
             (base, _macl("plr-off", "PLR off", pair_weighting=False)),
-            reference="macl",
+            reference="base",
             figure="bars",
         ),
         Study(
@@ -134,6 +146,16 @@ def studies() -> dict[str, Study]:
             figure="heatmap",
         ),
         Study(
+            "dts-alpha",
+            "Dynamic temperature: alpha alone (pair DTS, beta = 0)",
+            tuple(
+                _macl(f"dts-a{a:+g}-b+0", f"alpha={a:g}", {"alpha": a}, alpha=a, beta=0.0, dts="pair")
+                for a in (-0.8, *GRID)
+            ),
+            reference="dts-a+0-b+0",
+            figure="curve",
+        ),
+        Study(
             "dts-anchor",
             "Anchor-level DTS (one temperature per label-level anchor)",
             tuple(
@@ -146,15 +168,15 @@ def studies() -> dict[str, Study]:
         Study(
             "weighted",
             "Plain vs weighted MACL (rarity-weighted label anchors)",
-            (base, _macl("weighted-macl", "weighted MACL", weighted=True)),
-            reference="macl",
+            (base, _macl("weighted", "weighted MACL", weighted=True)),
+            reference="base",
             figure="bars",
         ),
         Study(
             "sampler",
             "Label-aware batch sampler off/on",
             (base, _macl("sampler-on", "label-aware sampler (kappa=0.5)", train={"sampler": True})),
-            reference="macl",
+            reference="base",
             figure="bars",
         ),
         Study(
@@ -185,14 +207,20 @@ def studies() -> dict[str, Study]:
 def resolve_train(config: dict[str, Any], variant: Variant, preset: str, seed: int) -> TrainConfig:
     """The TrainConfig of a cell: config ``train`` ← preset ← variant overrides ← seed.
 
-    MACL variants start from the config's MACL arguments (when the config trains MACL) and change
-    only what the variant names; any other loss starts from its own defaults.
+    MACL variants start from the config's MACL arguments (``from_config``, when the config trains MACL)
+    or from :data:`ABLATION_BASE`, and change only what the variant names; any other loss starts from
+    its own defaults.
     """
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
     train = copy.deepcopy(config["train"]) | PRESETS[preset] | copy.deepcopy(variant.train) | {"seed": seed}
-    config_args = config["train"].get("loss_args", {}) if config["train"].get("loss", "macl") == "macl" else {}
-    train["loss_args"] = (dict(config_args) if train.get("loss") == "macl" else {}) | dict(variant.loss_args)
+    if train.get("loss") != "macl":
+        start: dict[str, Any] = {}
+    elif variant.from_config:
+        start = dict(config["train"].get("loss_args", {})) if config["train"].get("loss", "macl") == "macl" else {}
+    else:
+        start = dict(ABLATION_BASE)
+    train["loss_args"] = start | dict(variant.loss_args)
     return TrainConfig(**train)
 
 
