@@ -21,7 +21,7 @@ import sys
 
 from macl.cli import main
 
-ABLATIONS = ["dts", "dts-alpha", "plr", "dts-anchor", "weighted", "sampler", "gamma", "tau", "lr"]
+ABLATIONS = ["dts", "dts-alpha", "plr", "dts-anchor", "weighted", "sampler", "gamma", "tau", "lr", "tune"]
 
 
 def run(argv: list[str] | None = None) -> int:
@@ -30,14 +30,13 @@ def run(argv: list[str] | None = None) -> int:
     parser.add_argument("--preset", default="quick", choices=["tiny", "quick", "full"])
     parser.add_argument("--seeds", nargs="+", default=["0", "1", "2"])
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config overrides")
-    parser.add_argument("--intro", help="Markdown file of findings to place under the page's header")
     args = parser.parse_args(argv)
     common = ["-c", args.config, "--preset", args.preset, *(x for s in args.set for x in ("--set", s))]
     steps = [
         ["bench", *common, "--study", *ABLATIONS, "--seeds", args.seeds[0]],
         ["bench", *common, "--study", "compare", "--seeds", *args.seeds],
         ["bench", *common, "--study", "reference", "--seeds", args.seeds[0]],
-        ["bench-page", *common, "--seeds", *args.seeds, *(["--intro", args.intro] if args.intro else [])],
+        ["bench-page", *common, "--seeds", *args.seeds],
     ]
     for step in steps:
         status = main(step)

@@ -329,7 +329,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--results", type=Path, help="results file (default benchmarks/results/quality-<dataset>-<preset>.json)"
     )
-    p.add_argument("--intro", type=Path, help="a Markdown file placed under the page's header (the findings)")
     p = add("selfcheck", cmd_selfcheck, "one-minute check of every loss on synthetic features (no images)", False)
     p.add_argument(
         "--losses",

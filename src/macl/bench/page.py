@@ -262,7 +262,6 @@ def write_page(
     tops: dict[str, dict[str, Any]],
     page: Path,
     results_file: Path,
-    intro: str = "",
 ) -> None:
     """Write ``results_file`` (JSON) and ``page`` (Markdown) with figures in ``<page dir>/figures/results``."""
     page = Path(page)
@@ -292,8 +291,6 @@ def write_page(
         f"Dataset `{config['dataset']['name']}`, preset `{preset}`, machine: {machine}.",
         "",
     ]
-    if intro:
-        lines += [intro, ""]
     for name, study in summaries.items():
         if not study["variants"]:
             continue

@@ -200,6 +200,29 @@ def studies() -> dict[str, Study]:
             reference="lr-0.001",
             figure="curve",
         ),
+        Study(
+            "tune",
+            "Combinations of the parts that helped one at a time (chosen on validation)",
+            (
+                base,
+                _macl("plr-off", "PLR off", pair_weighting=False),
+                _macl("t-w", "PLR off, weighted", pair_weighting=False, weighted=True),
+                _macl("t-d", "PLR off, alpha=-0.4, beta=0.5", pair_weighting=False, alpha=-0.4, beta=0.5),
+                _macl(
+                    "t-wd",
+                    "PLR off, weighted, alpha=-0.4, beta=0.5",
+                    pair_weighting=False,
+                    weighted=True,
+                    alpha=-0.4,
+                    beta=0.5,
+                ),
+                _macl("t-pwd", "PLR on, weighted, alpha=-0.4, beta=0.5", weighted=True, alpha=-0.4, beta=0.5),
+            ),
+            reference="base",
+            figure="bars",
+            question="After the one-at-a-time ablations (seed 0, validation): PLR off, weighting and negative "
+            "alpha with positive beta each helped; do they add up?",
+        ),
     ]
     return {study.name: study for study in out}
 
