@@ -268,10 +268,8 @@ def cmd_bench_page(args: argparse.Namespace) -> int:
         raise ValueError(f"no finished benchmark cells under {root}; run 'macl bench' first")
     dataset = config["dataset"]["name"]
     results = args.results or Path("benchmarks/results") / f"quality-{dataset}-{args.preset}.json"
-    intro = args.intro.read_text() if args.intro else ""
-    write_page(
-        config, str(args.config) if args.config else None, args.preset, summaries, cells, tops, args.out, results, intro
-    )
+    config_path = str(args.config) if args.config else None
+    write_page(config, config_path, args.preset, summaries, cells, tops, args.out, results)
     console.print(f"wrote {args.out} and {results} from {len(cells)} cells")
     return 0
 
