@@ -92,7 +92,10 @@ def studies() -> dict[str, Study]:
             (
                 Variant(UNTRAINED, "untrained network", {"loss": "mulsupcon"}),
                 _macl("macl", "MACL (the config's settings)", from_config=True),
-                _macl("weighted-macl", "weighted MACL (the config's settings)", from_config=True, weighted=True),
+                # the config's settings with rarity weighting forced off / on: one of them is "macl" itself
+                # (trained once, shared), the other shows what weighting does at the frozen settings
+                _macl("plain-macl", "plain MACL (config, weighted=False)", from_config=True, weighted=False),
+                _macl("weighted-macl", "weighted MACL (config, weighted=True)", from_config=True, weighted=True),
                 *(Variant(name, name, {"loss": name}) for name in BASELINES),
                 Variant(BCE, "BCE classifier", {"loss": BCE}),
             ),
