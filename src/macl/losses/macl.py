@@ -47,9 +47,10 @@ class MACLLoss(ContrastiveLoss):
         t_min, t_max: bounds of every temperature.
         reduction: ``'label'`` or ``'sample'``, as :class:`MulSupConLoss`.
 
-    The defaults are method.md's suggested starting values. Its reference run found that pair-level DTS
-    with positive ``alpha`` and ``beta`` hurts retrieval badly on UC Merced; the defaults are kept as the
-    specification's starting point until validation-split tuning replaces them.
+    The defaults are method.md's suggested starting values, and they are poor: pair-level DTS with
+    positive ``alpha`` hurts retrieval badly on UC Merced. The settings chosen on its validation split
+    (``pair_weighting=False, weighted=True, alpha=-0.4, beta=0.5`` with the label-aware sampler) are
+    frozen in ``configs/ucm.yaml``; docs/results.md has the ablations behind them.
     """
 
     def __init__(
