@@ -55,16 +55,25 @@ def _save(fig: Figure, folder: Path, name: str, command: str) -> str:
 
 
 # --- figures -------------------------------------------------------------------------------------------
-def _grouped_bars(ax: Any, variants: list[dict[str, Any]], split: str, keys: tuple[tuple[str, str], ...]) -> np.ndarray:
-    """One group of bars per variant, one bar (mean, whisker: std over seeds) per metric; the group x."""
+def _grouped_bars(ax: Any, variants: list[dict[str, Any]], split: str, keys: tuple[tuple[str, str], ...]) -> None:
+    """One group of bars per variant, one bar (mean, whisker: std over seeds) per metric, values printed.
+
+    The y axis starts just below the smallest bar (not at 0) because the differences that matter are a
+    few hundredths; the printed values keep the scale honest.
+    """
     width = 0.8 / len(keys)
     x = np.arange(len(variants))
+    low, high = 1.0, 0.0
     for k, (key, title) in enumerate(keys):
-        means = [v[split]["metrics"][key]["mean"] or 0.0 for v in variants]
-        stds = [v[split]["metrics"][key]["std"] or 0.0 for v in variants]
-        ax.bar(x + k * width, means, width, yerr=stds, capsize=2, label=title)
-    ax.set_ylim(0, 1)
-    return x + 0.4 - width / 2
+        means = np.array([v[split]["metrics"][key]["mean"] or 0.0 for v in variants])
+        stds = np.array([v[split]["metrics"][key]["std"] or 0.0 for v in variants])
+        bars = ax.bar(x + k * width, means, width, yerr=stds, capsize=2, label=title)
+        ax.bar_label(bars, labels=[f"{m:.3f}" for m in means], fontsize=5.5, rotation=90, padding=2)
+        low, high = min(low, float(means.min())), max(high, float((means + stds).max()))
+    ax.set_ylim(max(0.0, low - 0.08), min(1.0, high + 0.08))
+    ax.set_xticks(x + 0.4 - width / 2)
+    ax.set_xticklabels([v["name"] for v in variants], rotation=30, ha="right", fontsize=8)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
 
 
 def comparison_figure(study: dict[str, Any]) -> Figure:
@@ -73,10 +82,8 @@ def comparison_figure(study: dict[str, Any]) -> Figure:
     variants = study["variants"]
     fig = Figure(figsize=(max(7.0, 0.9 * len(variants) + 2), 3.8))
     ax = fig.add_subplot()
-    ax.set_xticks(_grouped_bars(ax, variants, "test", keys))
-    ax.set_xticklabels([v["name"] for v in variants], rotation=30, ha="right")
+    _grouped_bars(ax, variants, "test", keys)
     ax.set_ylabel("test score")
-    ax.legend(fontsize=8, ncol=4, loc="upper left")
     ax.set_title(study["title"] + " (test queries; bars: mean, whiskers: std over seeds)")
     fig.tight_layout()
     return fig
@@ -145,6 +152,7 @@ def curve_figure(study: dict[str, Any]) -> Figure:
         ax.errorbar(xs, means, yerr=stds, marker="o", capsize=3, label=title)
     if name in ("lr", "tau"):
         ax.set_xscale("log")
+        ax.minorticks_off()
     ax.set_xticks(xs, [f"{x:g}" for x in xs])
     ax.set_xlabel(name)
     ax.set_ylabel("score")
@@ -158,12 +166,10 @@ def bars_figure(study: dict[str, Any]) -> Figure:
     """Validation mAP and rare-label AP of each variant (an on/off ablation)."""
     variants = study["variants"]
     keys = (("map", "val mAP"), ("label_map_rare", "val rare-label AP"), ("ndcg_jac@10", "val nDCG-jac@10"))
-    fig = Figure(figsize=(5.5, 3.4))
+    fig = Figure(figsize=(max(5.5, 1.2 * len(variants) + 2), 3.8))
     ax = fig.add_subplot()
-    ax.set_xticks(_grouped_bars(ax, variants, "val", keys))
-    ax.set_xticklabels([v["label"] for v in variants], fontsize=8)
-    ax.legend(fontsize=8, loc="lower right")
-    ax.set_title(study["title"])
+    _grouped_bars(ax, variants, "val", keys)
+    ax.set_title(study["title"], fontsize=10)
     fig.tight_layout()
     return fig
 
