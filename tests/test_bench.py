@@ -160,7 +160,7 @@ def test_page_and_results_file(bench: Path, tmp_path: Path) -> None:
         assert set(v["test"]["metrics"]["map"]) == {"mean", "std", "values"}
         if v["name"] != "macl":
             assert set(v["test"]["vs_reference"]) == {"map", "ndcg_jac@10", "label_map_rare"}
-    assert data["studies"]["dts-anchor"]["variants"] == []  # not run: listed, empty
+    assert data["studies"]["tune"]["variants"] == []  # not run: listed, empty
     text = page.read_text()
     assert "preset `tiny`" in text and "| mulsupcon |" in text
     for figure in ("compare_bars.png", "per_label_ap.png", "ablation_plr.png", "retrieval_grids.png"):
