@@ -40,7 +40,7 @@ BASELINES = ("mulsupcon", "supcon-any", "supcon-all", "jaccard-supcon", "simdis"
 SUGGESTED = {"tau": 0.1, "alpha": 0.5, "beta": 0.5, "gamma": 0.5, "dts": "pair", "pair_weighting": True}
 # The ablation base: MACL with PLR on, DTS off, plain (method.md's "PLR only" row).
 ABLATION_BASE = {"tau": 0.1, "alpha": 0.0, "beta": 0.0, "gamma": 0.5, "pair_weighting": True, "weighted": False}
-ABLATION_TRAIN = {"sampler": False}  # ablations use random batches unless they ablate the sampler
+# Ablations and the reference table use random batches unless they ablate the sampler.
 RANDOM_BATCHES = {"sampler": False}
 GRID = (-0.4, 0.0, 0.5)  # DTS alpha/beta: both signs (method.md); -0.5 twice would make 1 + alpha·J + beta·rho = 0
 
@@ -253,7 +253,7 @@ def resolve_train(config: dict[str, Any], variant: Variant, preset: str, seed: i
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
     ablation = variant.train.get("loss") == "macl" and not variant.from_config
-    fixed = ABLATION_TRAIN if ablation else {}
+    fixed = RANDOM_BATCHES if ablation else {}
     train = copy.deepcopy(config["train"]) | PRESETS[preset] | fixed | copy.deepcopy(variant.train) | {"seed": seed}
     if train.get("loss") != "macl":
         start: dict[str, Any] = {}
