@@ -17,7 +17,8 @@ from pathlib import Path
 
 from PIL import Image
 
-from macl.data.synthetic import CLASSES, SyntheticAerial, plot_examples
+from macl.data.plotting import plot_examples
+from macl.data.synthetic import CLASSES, SyntheticAerial
 
 SIZES = (64, 128)
 

@@ -120,6 +120,13 @@ def test_seeded_split_is_written_and_reused(torchgeo: Path) -> None:
     assert DLRSD(torchgeo, split="train").ids == everything[:1], "the stored split is read back, not redrawn"
 
 
+def test_split_dir_reaches_the_base(torchgeo: Path, tmp_path: Path) -> None:
+    splits = tmp_path / "splits"
+    ds = DLRSD(torchgeo, "test", split_seed=2, split_dir=splits)
+    assert json.loads((splits / "macl_split_seed2.json").read_text())["test"] == ds.ids
+    assert not list(torchgeo.glob("macl_split_*.json"))
+
+
 # --- bad archives ------------------------------------------------------------------------------------------
 def test_missing_root_names_it_and_both_layouts(tmp_path: Path) -> None:
     with pytest.raises(DatasetNotFoundError) as err:

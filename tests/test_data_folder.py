@@ -46,7 +46,7 @@ def label_sets(ds: FolderArchive) -> dict[str, set[str]]:
 
 @pytest.mark.parametrize("table", TABLES)
 def test_every_format_reads_the_same_archive(root, table) -> None:
-    ds = FolderArchive(root, table, split="all")
+    ds = FolderArchive(root, labels_file=table, split="all")
     assert ds.ids == IDS  # ids are relative paths, whether rows named stems or paths; unlisted.png is ignored
     assert label_sets(ds) == LABELS
     multihot = "multihot" in table
@@ -69,7 +69,10 @@ def test_item_contract_and_statistics(root) -> None:
 
 
 def test_split_column_is_the_split(root) -> None:
-    members = {s: FolderArchive(root, "labels_split.csv", split=s).ids for s in ("train", "val", "test", "trainval")}
+    members = {
+        s: FolderArchive(root, labels_file="labels_split.csv", split=s).ids
+        for s in ("train", "val", "test", "trainval")
+    }
     assert members["train"] == IDS[:3] and members["val"] == [IDS[3]] and members["test"] == IDS[4:]
     assert members["trainval"] == IDS[:4]
     assert not (root / "macl_split_seed0.json").exists()
@@ -82,10 +85,20 @@ def test_without_split_column_the_seeded_split_is_stored(root) -> None:
     assert {s: set(stored[s]) for s in parts} == parts
 
 
+def test_base_arguments_reach_the_base(root, tmp_path) -> None:
+    """``split_dir`` and ``split_seed`` go through ``**kwargs`` to the base: the split is stored there."""
+    splits = tmp_path / "splits"
+    ds = FolderArchive(root, "train", split_seed=3, split_dir=splits)
+    assert ds.split_dir == splits and ds.split_seed == 3
+    stored = json.loads((splits / "macl_split_seed3.json").read_text())
+    assert stored["train"] == ds.ids
+    assert not list(root.glob("macl_split_*.json"))
+
+
 def test_absolute_labels_file_and_space_separated_names(root, tmp_path) -> None:
     table = tmp_path / "elsewhere.tsv"
     table.write_text("image\tlabels\ntop\twater  trees\nn1\t\ntiles/south/s2\ttrees\n")
-    ds = FolderArchive(root, table.resolve(), split="all")
+    ds = FolderArchive(root, labels_file=table.resolve(), split="all")
     assert ds.ids == ["top.png", "tiles/north/n1.jpg", "tiles/south/s2.tif"]
     assert ds.classes == ("trees", "water") and ds.label_matrix.tolist() == [[1, 1], [0, 0], [1, 0]]
 
@@ -110,7 +123,7 @@ BAD_TABLES = [
 def test_bad_tables_name_file_and_line(root, text, message) -> None:
     (root / "bad.csv").write_text(text)
     with pytest.raises(LabelFileError, match=message):
-        FolderArchive(root, "bad.csv", split="all")
+        FolderArchive(root, labels_file="bad.csv", split="all")
 
 
 def test_ambiguous_stem_names_both_files(root) -> None:
@@ -118,7 +131,7 @@ def test_ambiguous_stem_names_both_files(root) -> None:
     with pytest.raises(LabelFileError, match=r"line 2: 'top' is ambiguous: it names tiles/south/top\.jpg and top\.png"):
         FolderArchive(root, split="all")
     (root / "paths.csv").write_text("image,labels\ntop.png,water\ntiles/south/top.jpg,trees\n")
-    assert FolderArchive(root, "paths.csv", split="all").ids == ["top.png", "tiles/south/top.jpg"]
+    assert FolderArchive(root, labels_file="paths.csv", split="all").ids == ["top.png", "tiles/south/top.jpg"]
 
 
 def test_corrupt_image_raises_or_is_skipped(root) -> None:
@@ -136,6 +149,6 @@ def test_missing_root_or_table(tmp_path, root) -> None:
     with pytest.raises(DatasetNotFoundError, match="nowhere"):
         FolderArchive(tmp_path / "nowhere")
     with pytest.raises(DatasetNotFoundError, match=r"absent\.csv"):
-        FolderArchive(root, "absent.csv")
+        FolderArchive(root, labels_file="absent.csv")
     with pytest.raises(NotImplementedError, match="no public download"):
         FolderArchive(tmp_path / "nowhere", download=True)  # only called when the archive is missing

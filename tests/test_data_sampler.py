@@ -1,4 +1,4 @@
-"""The label-aware batch sampler: oversampling, pair completion, determinism, coverage, ranks, resume."""
+"""The label-aware batch sampler: oversampling, pair completion, determinism, coverage, ranks, epochs."""
 
 from __future__ import annotations
 
@@ -74,14 +74,18 @@ def test_ranks_split_the_epoch_and_take_equal_steps(labels) -> None:
     assert merged[: len(whole)] == whole  # same draw as one process, dealt round-robin
 
 
-def test_resume_mid_epoch_continues_with_the_unseen_batches(labels) -> None:
-    sampler = LabelAwareBatchSampler(labels, 64, seed=9)
-    sampler.set_epoch(2)
-    full = list(sampler)
-    state = {"epoch": 2, "start_batch": 10, "seed": 9}
-    resumed = LabelAwareBatchSampler(labels, 64, seed=0)
-    resumed.load_state_dict(state)
-    assert list(resumed) == full[10:] and len(resumed) == len(full) - 10
+@pytest.mark.parametrize(("rank", "world_size"), [(0, 1), (1, 2)])
+def test_set_epoch_on_a_fresh_sampler_replays_that_epoch(labels, rank, world_size) -> None:
+    """A run resumed at an epoch boundary builds a new sampler and sets the epoch: the same batches."""
+    running = LabelAwareBatchSampler(labels, 64, seed=9, rank=rank, world_size=world_size)
+    epochs = []
+    for epoch in range(3):
+        running.set_epoch(epoch)
+        epochs.append(list(running))
+    assert epochs[1] != epochs[2]
+    resumed = LabelAwareBatchSampler(labels, 64, seed=9, rank=rank, world_size=world_size)
+    resumed.set_epoch(2)
+    assert list(resumed) == epochs[2] and len(resumed) == len(epochs[2])
 
 
 def test_works_with_dataloader_workers(tmp_path) -> None:

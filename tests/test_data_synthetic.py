@@ -9,15 +9,16 @@ import pytest
 import torch
 from matplotlib.figure import Figure
 
-from macl.data import synthetic
+from macl.data.plotting import example_indices, plot_examples
 from macl.data.synthetic import (
     CLASSES,
+    RENDER_VERSION,
     SyntheticAerial,
+    SyntheticArchive,
     default_min_pixels,
-    example_indices,
     labels_from_class_map,
     load_or_render,
-    plot_examples,
+    render,
     render_archive,
     render_tile,
 )
@@ -26,7 +27,7 @@ C = {name: k for k, name in enumerate(CLASSES)}
 
 
 @pytest.fixture(scope="module")
-def big() -> synthetic.SyntheticArchive:
+def big() -> SyntheticArchive:
     """2000 tiles of 32 px: enough for label statistics, about three seconds to render."""
     return render_archive(2000, 32, seed=0)
 
@@ -74,7 +75,7 @@ def test_item_contract() -> None:
     assert "SyntheticAerial" in repr(ds) and "images=60" in repr(ds)
 
 
-def test_long_tail(big: synthetic.SyntheticArchive) -> None:
+def test_long_tail(big: SyntheticArchive) -> None:
     freq = big.labels.mean(0)
     assert (freq < 0.05).sum() >= 3, dict(zip(CLASSES, freq.round(3), strict=True))
     assert (freq > 0.40).sum() >= 2, dict(zip(CLASSES, freq.round(3), strict=True))
@@ -85,7 +86,7 @@ def test_long_tail(big: synthetic.SyntheticArchive) -> None:
     assert big.labels.sum(1).min() >= 1  # every tile shows something
 
 
-def test_cooccurrence_rules(big: synthetic.SyntheticArchive) -> None:
+def test_cooccurrence_rules(big: SyntheticArchive) -> None:
     has = {name: big.labels[:, k].astype(bool) for name, k in C.items()}
     assert not (has["ship"] & ~has["water"]).any()
     assert not (has["dock"] & ~has["water"]).any()
@@ -95,7 +96,7 @@ def test_cooccurrence_rules(big: synthetic.SyntheticArchive) -> None:
     assert (has["buildings"] & (has["road"] | has["pavement"])).sum() > 0.85 * has["buildings"].sum()
 
 
-def test_labels_are_the_visible_classes(big: synthetic.SyntheticArchive) -> None:
+def test_labels_are_the_visible_classes(big: SyntheticArchive) -> None:
     min_pixels = default_min_pixels(32)
     counts = np.stack([np.bincount(m.ravel(), minlength=len(CLASSES)) for m in big.class_maps])
     assert np.array_equal(big.labels, (counts >= min_pixels).astype(np.uint8))
@@ -115,7 +116,7 @@ def test_labels_from_class_map_counts_pixels() -> None:
     assert stacked.shape == (2, len(CLASSES)) and stacked[1, C["sand"]] == 1 and stacked[1].sum() == 1
 
 
-def test_rare_objects_stand_out_from_what_they_sit_on(big: synthetic.SyntheticArchive) -> None:
+def test_rare_objects_stand_out_from_what_they_sit_on(big: SyntheticArchive) -> None:
     """Labels are painted, not only recorded: a boat of a few pixels differs in colour from its water."""
     for obj, ground in ((C["ship"], [C["water"]]), (C["airplane"], [C["pavement"]])):
         for i in np.flatnonzero(big.labels[:, obj]):
@@ -158,32 +159,32 @@ def test_root_cache_round_trip(tmp_path, monkeypatch) -> None:
     manifest = json.loads((root / f"{stem}.json").read_text())
     assert manifest["num_images"] == 25 and manifest["classes"] == list(CLASSES)
 
-    synthetic._ARCHIVES.clear()  # forget the in-process copy: the next one must come from disk
+    render._ARCHIVES.clear()  # forget the in-process copy: the next one must come from disk
 
     def no_render(*args: object, **kwargs: object) -> None:
         raise AssertionError("rendered again although the cache matches")
 
-    monkeypatch.setattr(synthetic, "render_archive", no_render)
+    monkeypatch.setattr(render, "render_archive", no_render)
     again = SyntheticAerial(root, num_images=25, image_size=32, split="all")
     assert np.array_equal(again.label_matrix, first.label_matrix)
     assert torch.equal(again.read(3), first.read(3))
     monkeypatch.undo()
 
     # a cache written by another renderer version is rendered again and overwritten
-    synthetic._ARCHIVES.clear()
+    render._ARCHIVES.clear()
     manifest["render_version"] = -1
     (root / f"{stem}.json").write_text(json.dumps(manifest))
     rendered: list[int] = []
-    real = synthetic.render_archive
+    real = render.render_archive
 
-    def counting(*args: object, **kwargs: object) -> synthetic.SyntheticArchive:
+    def counting(*args: object, **kwargs: object) -> SyntheticArchive:
         rendered.append(1)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(synthetic, "render_archive", counting)
+    monkeypatch.setattr(render, "render_archive", counting)
     SyntheticAerial(root, num_images=25, image_size=32, split="all")
     assert rendered == [1]
-    assert json.loads((root / f"{stem}.json").read_text())["render_version"] == synthetic.RENDER_VERSION
+    assert json.loads((root / f"{stem}.json").read_text())["render_version"] == RENDER_VERSION
     assert len(list(root.iterdir())) == 4  # temporary files were renamed, none left behind
 
 
@@ -206,6 +207,8 @@ def test_archive_is_shared_between_splits() -> None:
         ({"min_pixels": 0}, ValueError, "min_pixels"),
         ({"split": "everything"}, ValueError, "split must be one of"),
         ({"fractions": (0.5, 0.5, 0.5)}, ValueError, "fractions"),
+        ({"on_bad": "skip"}, ValueError, "on_bad='skip' is not offered"),
+        ({"split_seed": 1}, TypeError, "split_seed"),
     ],
 )
 def test_invalid_arguments(kwargs: dict, error: type[Exception], match: str) -> None:
@@ -213,7 +216,7 @@ def test_invalid_arguments(kwargs: dict, error: type[Exception], match: str) -> 
         SyntheticAerial(**{"num_images": 10, "image_size": 32, **kwargs})
 
 
-def test_sample_sheet_shows_every_label(big: synthetic.SyntheticArchive) -> None:
+def test_sample_sheet_shows_every_label(big: SyntheticArchive) -> None:
     chosen = example_indices(big.labels, 16)
     assert len(chosen) == 16 == len(set(chosen))
     assert big.labels[chosen].any(0).all()

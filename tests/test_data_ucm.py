@@ -21,7 +21,7 @@ import torch
 from matplotlib.figure import Figure
 
 from macl.data import ChecksumError, CorruptImageError, DatasetNotFoundError, LabelFileError
-from macl.data.tables import MultiHotTable, read_multihot_table
+from macl.data.tables import MultiHotTable
 from macl.data.ucm import UCMerced
 
 FAKE = Path(__file__).parent / "data" / "ucm"
@@ -38,7 +38,7 @@ def root(tmp_path: Path) -> Path:
 
 
 def split_ids(root: Path, split: str) -> list[str]:
-    return read_multihot_table(root / f"splits/ucmercedmultilabel_{split}.csv")[0]
+    return MultiHotTable.read(root / f"splits/ucmercedmultilabel_{split}.csv").ids
 
 
 def split_file_lines(root: Path, split: str) -> list[str]:
@@ -55,7 +55,8 @@ def edit_line(path: Path, line: int, edit) -> None:
 # --- the contract ------------------------------------------------------------------------------------
 def test_items_classes_and_statistics() -> None:
     ds = UCMerced(FAKE, split="all")
-    ids, classes, labels = read_multihot_table(FAKE / LABELS)
+    table = MultiHotTable.read(FAKE / LABELS)
+    ids, classes, labels = table.ids, table.classes, table.labels
     assert len(ds) == N_FAKE and ds.ids == ids
     assert ds.classes == classes and len(classes) == 17 and classes[1] == "bare-soil"
     for i in range(len(ds)):  # every one of the odd images decodes to a float RGB tensor
@@ -215,17 +216,17 @@ def test_table_dialects_are_detected(tmp_path: Path, delimiter: str) -> None:
     rows = [["name", "a", "b c"], ["x1", "1", "0"], [], ["x2", "0.0", "1.0"], ["  "]]
     text = "\r\n".join(delimiter.join(r) for r in rows) + "\r\n\r\n"
     path.write_bytes(b"\xef\xbb\xbf" + text.encode())  # with a BOM, CRLF and blank lines
-    ids, classes, labels = read_multihot_table(path)
-    assert ids == ["x1", "x2"] and classes == ("a", "b c")
-    assert labels.dtype == np.uint8 and labels.tolist() == [[1, 0], [0, 1]]
-    assert MultiHotTable.read(path).lines == [2, 4], "lines count blank ones, as an editor does"
+    table = MultiHotTable.read(path)
+    assert table.ids == ["x1", "x2"] and table.classes == ("a", "b c")
+    assert table.labels.dtype == np.uint8 and table.labels.tolist() == [[1, 0], [0, 1]]
+    assert table.lines == [2, 4], "lines count blank ones, as an editor does"
 
 
 def test_table_id_column_and_trailing_delimiter(tmp_path: Path) -> None:
     path = tmp_path / "labels.tsv"
     path.write_text("a\tname\tb\t\n1\tx1\t0\t\n0\tx2\t1\n")
-    ids, classes, labels = read_multihot_table(path, id_column=1)
-    assert ids == ["x1", "x2"] and classes == ("a", "b") and labels.tolist() == [[1, 0], [0, 1]]
+    table = MultiHotTable.read(path, id_column=1)
+    assert table.ids == ["x1", "x2"] and table.classes == ("a", "b") and table.labels.tolist() == [[1, 0], [0, 1]]
 
 
 @pytest.mark.parametrize(
@@ -244,7 +245,7 @@ def test_table_errors(tmp_path: Path, content: bytes, message: str) -> None:
     path = tmp_path / "labels.txt"
     path.write_bytes(content)
     with pytest.raises(LabelFileError, match=message) as err:
-        read_multihot_table(path)
+        MultiHotTable.read(path)
     assert str(path) in str(err.value)
 
 

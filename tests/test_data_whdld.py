@@ -67,6 +67,13 @@ def test_seeded_split(root) -> None:
     assert (root / "macl_split_seed0.json").is_file()
 
 
+def test_split_dir_reaches_the_base(root, tmp_path) -> None:
+    splits = tmp_path / "splits"
+    ds = WHDLD(root, "val", split_dir=splits, min_pixel_fraction=0.05)
+    assert ds.split_dir == splits and (splits / "macl_split_seed0.json").is_file()
+    assert not (root / "macl_split_seed0.json").exists()
+
+
 def test_pixel_counts_are_cached_and_follow_the_images(root, monkeypatch) -> None:
     scanned: list[str] = []
     original = whdld.mask_pixel_counts

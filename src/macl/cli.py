@@ -1,7 +1,8 @@
 """The ``macl`` command. It parses arguments, shows progress and tables, and calls the library.
 
-Every failure a user can cause (a missing file, a corrupt image or index, a bad config value) ends with
-one line ``macl: error: …`` naming the culprit and exit status 2, not a traceback.
+Every failure a user can cause (a missing file, a corrupt image or index, a bad config value) raises a
+:class:`macl.errors.MaclError` and ends with one line ``macl: error: …`` naming the culprit and exit
+status 2. Anything else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -18,15 +19,16 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from macl.config import Config, load_config
+from macl.errors import MaclError
+from macl.fileio import atomic_write
 from macl.losses import LOSSES
 
 console = Console()
 errors = Console(stderr=True)
 
 
-def _config(args: argparse.Namespace) -> dict[str, Any]:
-    from macl.config import load_config
-
+def _config(args: argparse.Namespace) -> Config:
     return load_config(args.config, args.set)
 
 
@@ -41,11 +43,11 @@ def _add_config_args(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _checkpoint(args: argparse.Namespace, config: dict[str, Any]) -> Path:
-    return args.checkpoint or Path(config["output"]) / "best.pt"
+def _checkpoint(args: argparse.Namespace, config: Config) -> Path:
+    return args.checkpoint or config.run_dir / "best.pt"
 
 
-def _train_with_progress(config: dict[str, Any], resume: bool) -> Any:
+def _train_with_progress(config: Config, resume: bool) -> Any:
     from macl import pipeline
 
     with Progress(
@@ -66,7 +68,7 @@ def _train_with_progress(config: dict[str, Any], resume: bool) -> Any:
         def on_epoch(log: Any) -> None:
             val = f", validation mAP {log.val_map:.3f}" if log.val_map is not None else ""
             progress.console.print(f"epoch {log.epoch}: loss {log.loss:.4f}, {log.images_per_s:.0f} img/s{val}")
-            if log.epoch < config["train"].get("epochs", 20):
+            if log.epoch < config.train.epochs:
                 progress.update(task, completed=0, epoch=log.epoch + 1)
 
         return pipeline.train(config, resume=resume, on_start=on_start, on_step=on_step, on_epoch=on_epoch)
@@ -75,7 +77,7 @@ def _train_with_progress(config: dict[str, Any], resume: bool) -> Any:
 def cmd_train(args: argparse.Namespace) -> int:
     config = _config(args)
     trainer = _train_with_progress(config, args.resume)
-    console.print(f"checkpoints in {config['output']}/ (last.pt, best.pt); best validation mAP {trainer.best_map:.3f}")
+    console.print(f"checkpoints in {config.output}/ (last.pt, best.pt); best validation mAP {trainer.best_map:.3f}")
     return 0
 
 
@@ -83,19 +85,17 @@ def cmd_embed(args: argparse.Namespace) -> int:
     import numpy as np
 
     from macl import pipeline
-    from macl.evaluate import embed_splits
 
     config = _config(args)
-    model, state = pipeline.load_model(_checkpoint(args, config))
+    model, _ = pipeline.load_model(_checkpoint(args, config))
     progress, update = _embedding_progress()
     with progress:
-        emb, labels, ids, classes = embed_splits(
-            model, config, args.splits, state["config"]["image_size"], progress=update
-        )
-    out = args.out or Path(config["output"]) / "embeddings.npz"
+        emb, classes = pipeline.embed_splits(config, model, args.splits, progress=update)
+    out = args.out or config.run_dir / "embeddings.npz"
     out.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(out, embeddings=emb, labels=labels, ids=np.array(ids), classes=np.array(classes))
-    console.print(f"{len(ids)} embeddings of dimension {emb.shape[1]} → {out}")
+    with atomic_write(out) as fh:
+        np.savez(fh, embeddings=emb.vectors, labels=emb.labels, ids=np.array(emb.ids), classes=np.array(classes))
+    console.print(f"{len(emb.ids)} embeddings of dimension {emb.vectors.shape[1]} → {out}")
     return 0
 
 
@@ -114,7 +114,7 @@ def cmd_index(args: argparse.Namespace) -> int:
     progress, update = _embedding_progress()
     with progress:
         path = pipeline.build_index(config, _checkpoint(args, config), args.out, update)
-    console.print(f"index ({config['index']['backend']}) → {path}")
+    console.print(f"index ({config.index.backend}) → {path}")
     return 0
 
 
@@ -123,8 +123,9 @@ def cmd_search(args: argparse.Namespace) -> int:
 
     config = _config(args)
     labels = [name.strip() for name in args.labels.split(",")] if args.labels else None
-    index = args.index or Path(config["output"]) / "archive.index"
-    query, hits = pipeline.search(index, _checkpoint(args, config), args.k, args.image, args.id, labels)
+    index = args.index or config.run_dir / "archive.index"
+    k = args.k or config.index.k
+    query, hits = pipeline.search(index, _checkpoint(args, config), k, args.image, args.id, labels)
     table = Table(title=f"top {len(hits)} for {query}")
     for column in ("rank", "id", "score", "shares", "misses", "labels"):
         table.add_column(column)
@@ -144,7 +145,7 @@ def _print_metrics(results: dict[str, Any]) -> None:
     for name in results:
         table.add_column(name, justify="right")
     for key in HEADLINE:
-        table.add_row(key, *(f"{r.metrics.get(key, float('nan')):.3f}" for r in results.values()))
+        table.add_row(key, *(f"{r.report.metrics.get(key, float('nan')):.3f}" for r in results.values()))
     console.print(table)
 
 
@@ -158,18 +159,18 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     model, _ = pipeline.load_model(_checkpoint(args, config))
     results["trained"] = pipeline.evaluate(config, model, "metrics_trained")
     _print_metrics(results)
-    console.print(f"results → {config['output']}/metrics_*.json and .md")
+    console.print(f"results → {config.output}/metrics_*.json and .md")
     return 0
 
 
 def cmd_report(args: argparse.Namespace) -> int:
     from macl import pipeline
-    from macl.config import load_config
+    from macl.errors import MissingFileError
     from macl.report import write_report
 
     run = args.run
     if not (run / "config.yaml").is_file():
-        raise FileNotFoundError(f"{run / 'config.yaml'} does not exist: is {run} a training run folder?")
+        raise MissingFileError(f"{run / 'config.yaml'} does not exist: is {run} a training run folder?")
     config = load_config(run / "config.yaml")
     checkpoint = run / "best.pt"
     model = pipeline.load_model(checkpoint)[0] if checkpoint.is_file() else None
@@ -179,13 +180,12 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from macl import pipeline
-    from macl.config import load_config
     from macl.report import write_report
 
     config = load_config(args.config or Path(__file__).parent / "demo.yaml", args.set)
-    run = Path(config["output"])
+    run = config.run_dir
     console.rule("[bold]macl demo[/bold]: synthetic aerial archive → train → index → evaluate → report")
-    console.print(f"1/4 training {config['train'].get('loss', 'macl')} (resumes if {run}/last.pt exists)")
+    console.print(f"1/4 training {config.train.loss} (resumes if {run}/last.pt exists)")
     _train_with_progress(config, resume=True)
     checkpoint = run / "best.pt"
     console.print("2/4 indexing the database")
@@ -225,25 +225,26 @@ def cmd_selfcheck(args: argparse.Namespace) -> int:
     return 0
 
 
-def _bench_root(args: argparse.Namespace, config: dict[str, Any]) -> Path:
-    return args.root or Path(config["output"]) / f"bench-{args.preset}"
+def _bench_root(args: argparse.Namespace, config: Config) -> Path:
+    return args.root or config.run_dir / f"bench-{args.preset}"
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from macl.bench.runner import ArchiveCache, run_study
+    from macl.archive import ArchiveSplits
+    from macl.bench.runner import run_study
     from macl.bench.studies import studies
+    from macl.errors import ArgumentError
 
     config, known = _config(args), studies()
     names = list(known) if args.study == ["all"] else args.study
     unknown = [n for n in names if n not in known]
     if unknown:
-        raise ValueError(f"unknown study {unknown}; choose from {['all', *known]}")
-    root, cache = _bench_root(args, config), None
+        raise ArgumentError(f"unknown study {unknown}; choose from {['all', *known]}")
+    root, splits = _bench_root(args, config), ArchiveSplits(config.dataset)
     for name in names:
         console.print(f"[bold]{name}[/bold]: {known[name].title} · preset {args.preset} · seeds {args.seeds} → {root}")
-        cache = cache or ArchiveCache(config)
         log = lambda line: console.print(line, markup=False, highlight=False)  # noqa: E731
-        run_study(config, known[name], args.preset, args.seeds, root, cache, args.keep_checkpoints, log)
+        run_study(config, known[name], args.preset, args.seeds, root, splits, args.keep_checkpoints, log)
     return 0
 
 
@@ -252,6 +253,7 @@ def cmd_bench_page(args: argparse.Namespace) -> int:
     from macl.bench.runner import load_cell
     from macl.bench.studies import studies
     from macl.bench.summary import summarize_study
+    from macl.errors import MissingFileError
 
     config = _config(args)
     root = _bench_root(args, config)
@@ -265,12 +267,12 @@ def cmd_bench_page(args: argparse.Namespace) -> int:
         if name == "compare":
             tops = {n: found[n][0]["test_top"] for n in GRID_METHODS if found.get(n) and found[n][0]["seed"] == 0}
     if not cells:
-        raise ValueError(f"no finished benchmark cells under {root}; run 'macl bench' first")
-    dataset = config["dataset"]["name"]
-    results = args.results or Path("benchmarks/results") / f"quality-{dataset}-{args.preset}.json"
+        raise MissingFileError(f"no finished benchmark cells under {root}; run 'macl bench' first")
+    page = args.out or root / "results.md"
+    results = args.results or root / f"quality-{config.dataset.name}-{args.preset}.json"
     config_path = str(args.config) if args.config else None
-    write_page(config, config_path, args.preset, summaries, cells, tops, args.out, results)
-    console.print(f"wrote {args.out} and {results} from {len(cells)} cells")
+    write_page(config, config_path, args.preset, summaries, cells, tops, page, results)
+    console.print(f"wrote {page} and {results} from {len(cells)} cells")
     return 0
 
 
@@ -307,7 +309,7 @@ def build_parser() -> argparse.ArgumentParser:
     query.add_argument("--image", type=Path, help="a query image file")
     query.add_argument("--id", help="the id of an indexed image")
     query.add_argument("--labels", help="comma-separated label names, e.g. water,ship")
-    p.add_argument("-k", type=int, default=10, help="number of hits (default 10)")
+    p.add_argument("-k", type=_positive, help="number of hits (default: the config's index.k, 10)")
     p = add("evaluate", cmd_evaluate, "all retrieval metrics of the protocol, written as JSON and Markdown")
     p.add_argument("--checkpoint", type=Path, help="default <output>/best.pt")
     p.add_argument("--untrained", action="store_true", help="also evaluate the untrained network, for comparison")
@@ -323,10 +325,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", default="quick", choices=["tiny", "quick", "full"], help="run size (default quick)")
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], help="seeds to gather (default 0 1 2)")
     p.add_argument("--root", type=Path, help="benchmark folder (default <output>/bench-<preset>)")
-    p.add_argument("--out", type=Path, default=Path("docs/results.md"), help="page (default docs/results.md)")
-    p.add_argument(
-        "--results", type=Path, help="results file (default benchmarks/results/quality-<dataset>-<preset>.json)"
-    )
+    p.add_argument("--out", type=Path, help="the Markdown page (default <root>/results.md, figures beside it)")
+    p.add_argument("--results", type=Path, help="results file (default <root>/quality-<dataset>-<preset>.json)")
     p = add("selfcheck", cmd_selfcheck, "one-minute check of every loss on synthetic features (no images)", False)
     p.add_argument(
         "--losses",
@@ -336,29 +336,28 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="LOSS",
         help=f"losses to train (from: {', '.join(sorted(LOSSES))})",
     )
-    p.add_argument("--steps", type=int, default=300, help="optimisation steps per loss (default 300)")
+    p.add_argument("--steps", type=_positive, default=300, help="optimisation steps per loss (default 300)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", type=Path, help="also write the table as JSON to this file")
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    from macl.data.errors import ChecksumError, CorruptImageError, DatasetNotFoundError, LabelFileError
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
 
+
+def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (
-        FileNotFoundError,
-        CorruptImageError,
-        ChecksumError,
-        DatasetNotFoundError,
-        LabelFileError,
-        ValueError,
-        KeyError,
-    ) as err:
-        message = str(err.args[0]) if isinstance(err, KeyError) and err.args else str(err)
-        errors.print(f"macl: error: {message}", style="red", highlight=False, soft_wrap=True, markup=False)
+    except MaclError as err:
+        errors.print(f"macl: error: {err}", style="red", highlight=False, soft_wrap=True, markup=False)
         return 2
 
 

@@ -1,58 +1,280 @@
-"""Run configuration: defaults, a YAML file, and ``--set key.sub=value`` overrides, validated in one place.
+"""The run configuration: one typed dataclass per section, read from YAML and ``--set`` overrides.
 
-A configuration has four sections — ``dataset`` (which archive, where), ``protocol`` (which split
-queries which), ``train`` (a :class:`macl.train.TrainConfig`) and ``index``/``evaluate`` options — plus
-``output``, the run folder. Unknown keys are errors that list the known ones, so a typo in a config file
-fails at start-up instead of silently training with a default.
+A configuration has five sections — ``dataset`` (which archive, where), ``protocol`` (which split
+queries which), ``train`` (:class:`TrainConfig`), ``index`` and ``evaluate`` — plus ``output``, the run
+folder. :func:`load_config` checks every key and value at load time: an unknown key anywhere is an error
+that names it and the closest valid name, a value of the wrong type names the key and the expected
+type, and values out of range (``index.k=0``) name the key and the allowed range. A typo in a config
+file therefore fails at start-up instead of silently training with a default.
+
+The *resolved* configuration — every default filled in, :func:`to_dict` — is what a run folder records
+(``config.yaml``) and what ``macl report``, ``search`` and ``index`` read back, so no command keeps its
+own copy of a default.
 """
 
 from __future__ import annotations
 
 import copy
-from dataclasses import fields
+import difflib
+import inspect
+import types
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Union, get_args, get_origin, get_type_hints
 
 import yaml
 
-from macl.data.base import MultiLabelDataset, Transform
-from macl.train import TrainConfig
+from macl.errors import ConfigError, MissingFileError
 
-DEFAULTS: dict[str, Any] = {
-    "dataset": {"name": "synthetic", "root": None, "args": {}},
-    "protocol": {"queries": "test", "database": ["train", "val"]},
-    "train": {},
-    "index": {"backend": "exact"},
-    "evaluate": {"ks": [10, 20, 50, 100], "rare_threshold": 0.1},
-    "output": "runs/default",
-}
+SPLIT_NAMES = ("train", "val", "test", "trainval", "all")
+INDEX_BACKENDS = ("exact", "hnsw", "ivf")
+BCE = "bce"  # the multi-label classifier baseline: backbone + linear head + BCE, retrieval by backbone features
+NORMALIZATIONS = ("auto", "none", "imagenet")
 
 
-def _archives() -> dict[str, type[MultiLabelDataset]]:
-    from macl.data.dlrsd import DLRSD
-    from macl.data.folder import FolderArchive
-    from macl.data.mlaid import MLAID
-    from macl.data.synthetic import SyntheticAerial
-    from macl.data.ucm import UCMerced
-    from macl.data.whdld import WHDLD
+def _fail_unless(ok: bool, key: str, message: str) -> None:
+    if not ok:
+        raise ConfigError(f"{key} {message}")
 
-    return {
-        "synthetic": SyntheticAerial,
-        "ucm": UCMerced,
-        "dlrsd": DLRSD,
-        "mlaid": MLAID,
-        "whdld": WHDLD,
-        "folder": FolderArchive,
+
+@dataclass
+class DatasetConfig:
+    """Which archive (``name``, a key of :data:`macl.data.registry.ARCHIVES`), where, and its options."""
+
+    name: str = "synthetic"
+    root: str | None = None
+    args: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        from macl.data.registry import ARCHIVES, archive_options
+
+        if self.name not in ARCHIVES:
+            raise ConfigError(f"dataset.name: unknown dataset {self.name!r}{_suggest(self.name, ARCHIVES)}")
+        allowed = archive_options(self.name)
+        for key in self.args:
+            if key not in allowed:
+                raise ConfigError(
+                    f"unknown key dataset.args.{key} for dataset {self.name!r}"
+                    f"{_suggest(key, allowed, 'dataset.args.')}; its options: {', '.join(sorted(allowed))}"
+                )
+
+
+@dataclass
+class ProtocolConfig:
+    """Which split queries which: UC Merced's is test against train + val."""
+
+    queries: str = "test"
+    database: list[str] = field(default_factory=lambda: ["train", "val"])
+
+    def __post_init__(self) -> None:
+        for key, split in [("protocol.queries", self.queries)] + [("protocol.database", s) for s in self.database]:
+            _fail_unless(split in SPLIT_NAMES, key, f"must name splits from {SPLIT_NAMES}; got {split!r}")
+        _fail_unless(bool(self.database), "protocol.database", "must name at least one split")
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run (saved in every checkpoint).
+
+    ``weights`` is ``'none'`` (from scratch), ``'imagenet'`` (torchvision's weights, downloaded) or the
+    path of a weights file. ``normalization`` is the input normalisation the encoder applies:
+    ``'auto'`` takes it from the weights (ImageNet mean/std for torchvision's weights and for a weights
+    file that states none, the file's own when it states one, none from scratch).
+    """
+
+    loss: str = "macl"
+    loss_args: dict[str, Any] = field(default_factory=dict)
+    backbone: str = "resnet18"
+    weights: str = "none"
+    normalization: str = "auto"
+    out_dim: int = 128
+    embedding: str = "backbone"
+    image_size: int = 96
+    epochs: int = 20
+    batch_size: int = 128
+    n_views: int = 2
+    optimizer: str = "adamw"
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    warmup_epochs: float = 1.0
+    sampler: bool = False
+    kappa: float = 0.5
+    bf16: bool = False
+    seed: int = 0
+    workers: int = 0
+    eval_every: int = 1
+
+    def __post_init__(self) -> None:
+        from macl.losses import LOSSES
+
+        losses = (*LOSSES, BCE)
+        _fail_unless(self.loss in losses, "train.loss", f"must be one of {sorted(losses)}; got {self.loss!r}")
+        if self.loss != BCE:
+            allowed = loss_options(self.loss)
+            for key in self.loss_args:
+                if key not in allowed:
+                    raise ConfigError(
+                        f"unknown key train.loss_args.{key} for loss {self.loss!r}"
+                        f"{_suggest(key, allowed, 'train.loss_args.')}; its options: {', '.join(sorted(allowed))}"
+                    )
+        choices = {"optimizer": ("adamw", "sgd"), "embedding": ("backbone", "projection")}
+        choices["normalization"] = NORMALIZATIONS
+        for key, allowed_values in choices.items():
+            value = getattr(self, key)
+            _fail_unless(value in allowed_values, f"train.{key}", f"must be one of {allowed_values}; got {value!r}")
+        for key, low in (("epochs", 1), ("batch_size", 2), ("n_views", 1), ("image_size", 8), ("out_dim", 1)):
+            _fail_unless(getattr(self, key) >= low, f"train.{key}", f"must be at least {low}; got {getattr(self, key)}")
+        for key in ("workers", "warmup_epochs", "weight_decay"):
+            _fail_unless(getattr(self, key) >= 0, f"train.{key}", f"must not be negative; got {getattr(self, key)}")
+        _fail_unless(self.lr > 0, "train.lr", f"must be positive; got {self.lr}")
+        _fail_unless(self.eval_every >= 1, "train.eval_every", f"must be at least 1; got {self.eval_every}")
+        _fail_unless(0 <= self.kappa <= 1, "train.kappa", f"must lie in [0, 1]; got {self.kappa}")
+        _fail_unless(
+            self.loss != BCE or self.embedding == "backbone",
+            "train.embedding",
+            "must be 'backbone' with the BCE baseline (its logits are not an embedding)",
+        )
+
+
+@dataclass
+class IndexConfig:
+    """The retrieval index: faiss backend, its search parameters, and how many hits a search returns."""
+
+    backend: str = "exact"
+    k: int = 10
+    hnsw_m: int = 32
+    ef_search: int = 128
+    nlist: int | None = None
+    nprobe: int = 16
+
+    def __post_init__(self) -> None:
+        _fail_unless(
+            self.backend in INDEX_BACKENDS, "index.backend", f"must be one of {INDEX_BACKENDS}; got {self.backend!r}"
+        )
+        for key in ("k", "hnsw_m", "ef_search", "nprobe"):
+            _fail_unless(getattr(self, key) >= 1, f"index.{key}", f"must be at least 1; got {getattr(self, key)}")
+        _fail_unless(self.nlist is None or self.nlist >= 1, "index.nlist", f"must be at least 1; got {self.nlist}")
+
+
+@dataclass
+class EvaluateConfig:
+    """Cut-offs of the @k metrics, and the training frequency at or below which a label counts as rare."""
+
+    ks: list[int] = field(default_factory=lambda: [10, 20, 50, 100])
+    rare_threshold: float = 0.1
+
+    def __post_init__(self) -> None:
+        _fail_unless(bool(self.ks) and min(self.ks) >= 1, "evaluate.ks", f"must be positive integers; got {self.ks}")
+        _fail_unless(
+            0 < self.rare_threshold < 1, "evaluate.rare_threshold", f"must lie in (0, 1); got {self.rare_threshold}"
+        )
+
+
+@dataclass
+class Config:
+    """A whole run: data, protocol, training, index and evaluation options, and the run folder."""
+
+    dataset: DatasetConfig = field(default_factory=DatasetConfig)
+    protocol: ProtocolConfig = field(default_factory=ProtocolConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    index: IndexConfig = field(default_factory=IndexConfig)
+    evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
+    output: str = "runs/default"
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.output)
+
+
+def loss_options(name: str) -> set[str]:
+    """Keyword arguments a loss of the registry accepts from a config (label statistics are filled in)."""
+    from macl.losses import LOSSES
+
+    params = inspect.signature(LOSSES[name]).parameters
+    return {k for k, p in params.items() if p.kind is p.KEYWORD_ONLY or p.kind is p.POSITIONAL_OR_KEYWORD} - {
+        "label_counts",
+        "num_samples",
     }
 
 
-def _merge(base: dict[str, Any], extra: dict[str, Any], where: str = "") -> dict[str, Any]:
+def _suggest(key: str, valid: Any, prefix: str = "") -> str:
+    close = difflib.get_close_matches(key, list(valid), n=1, cutoff=0.6)
+    return f" (did you mean {prefix}{close[0]}?)" if close else ""
+
+
+# --- checking values against the dataclasses' type hints -------------------------------------------------
+def _describe(tp: Any) -> str:
+    origin, args = get_origin(tp), get_args(tp)
+    if origin in (Union, types.UnionType):
+        return " or ".join("null" if a is type(None) else _describe(a) for a in args)
+    if origin is list:
+        return f"a list of {_describe(args[0]).removeprefix('an ').removeprefix('a ')}s"
+    if origin is dict:
+        return "a mapping"
+    names = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
+    return names.get(tp, str(tp))
+
+
+def _check(value: Any, tp: Any, key: str) -> Any:
+    """``value`` if it is of type ``tp`` (ints are numbers; lists are checked item by item)."""
+    origin, args = get_origin(tp), get_args(tp)
+    ok = True
+    if tp is Any:
+        return value
+    if origin in (Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        for option in (a for a in args if a is not type(None)):
+            try:
+                return _check(value, option, key)
+            except ConfigError:
+                continue
+        ok = False
+    elif origin is list:
+        if isinstance(value, list | tuple):
+            return [_check(v, args[0], f"{key}[{i}]") for i, v in enumerate(value)]
+        ok = False
+    elif origin is dict:
+        ok = isinstance(value, dict) and all(isinstance(k, str) for k in value)
+    elif tp is float:
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+    elif tp is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    else:
+        ok = isinstance(value, tp)
+    if not ok:
+        raise ConfigError(f"{key}: expected {_describe(tp)}, got {value!r} ({type(value).__name__})")
+    return copy.deepcopy(value)
+
+
+def _build(cls: type, data: Any, where: str) -> Any:
+    """An instance of dataclass ``cls`` from a mapping, every key and value checked."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where or 'the configuration'}: expected a mapping of keys, got {data!r}")
+    hints = get_type_hints(cls)
+    names = [f.name for f in fields(cls)]
+    for key in data:
+        if key not in names:
+            raise ConfigError(
+                f"unknown key {where}{key}{_suggest(str(key), names, where)}; valid keys: {', '.join(names)}"
+            )
+    values = {}
+    for f in fields(cls):
+        if f.name not in data:
+            continue
+        tp = hints[f.name]
+        if isinstance(tp, type) and hasattr(tp, "__dataclass_fields__"):
+            values[f.name] = _build(tp, data[f.name], f"{where}{f.name}.")
+        else:
+            values[f.name] = _check(data[f.name], tp, f"{where}{f.name}")
+    return cls(**values)
+
+
+def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     out = copy.deepcopy(base)
     for key, value in extra.items():
-        if where == "" and key not in DEFAULTS:
-            raise ValueError(f"unknown config section {key!r}; sections are {sorted(DEFAULTS)}")
         if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _merge(out[key], value, f"{where}{key}.")
+            out[key] = _merge(out[key], value)
         else:
             out[key] = value
     return out
@@ -62,50 +284,44 @@ def _parse_override(item: str) -> dict[str, Any]:
     """``train.epochs=5`` → ``{'train': {'epochs': 5}}`` (the value is parsed as YAML: numbers, lists…)."""
     key, sep, raw = item.partition("=")
     if not sep or not key:
-        raise ValueError(f"override {item!r} must look like section.key=value")
-    value: Any = yaml.safe_load(raw) if raw else ""
+        raise ConfigError(f"override {item!r} must look like section.key=value")
+    try:
+        value: Any = yaml.safe_load(raw) if raw else ""
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{key}: cannot parse {raw!r} as a value ({err})") from err
     for part in reversed(key.split(".")):
         value = {part: value}
     return value
 
 
-def load_config(path: Path | str | None = None, overrides: list[str] | None = None) -> dict[str, Any]:
-    """Defaults ← YAML file ← overrides, then validated (train keys against :class:`TrainConfig`)."""
-    config = copy.deepcopy(DEFAULTS)
+def load_config(path: Path | str | None = None, overrides: list[str] | None = None) -> Config:
+    """Defaults ← YAML file ← ``section.key=value`` overrides, checked key by key (:class:`ConfigError`)."""
+    raw: dict[str, Any] = {}
     if path is not None:
         path = Path(path)
         if not path.is_file():
-            raise FileNotFoundError(f"config file {path} does not exist")
-        loaded = yaml.safe_load(path.read_text()) or {}
+            raise MissingFileError(f"config file {path} does not exist")
+        try:
+            loaded = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as err:
+            raise ConfigError(f"{path} is not valid YAML: {err}") from err
         if not isinstance(loaded, dict):
-            raise ValueError(f"{path} must hold a mapping of sections, not {type(loaded).__name__}")
-        config = _merge(config, loaded)
+            raise ConfigError(f"{path} must hold a mapping of sections, not {type(loaded).__name__}")
+        raw = loaded
     for item in overrides or []:
-        config = _merge(config, _parse_override(item))
-    known = {f.name for f in fields(TrainConfig)}
-    unknown = sorted(set(config["train"]) - known)
-    if unknown:
-        raise ValueError(f"unknown train option(s) {unknown}; known: {sorted(known)}")
-    if config["dataset"]["name"] not in _archives():
-        raise ValueError(f"unknown dataset {config['dataset']['name']!r}; choose one of {sorted(_archives())}")
-    return config
+        raw = _merge(raw, _parse_override(item))
+    return _build(Config, raw, "")
 
 
-def train_config(config: dict[str, Any]) -> TrainConfig:
-    return TrainConfig(**config["train"])
+def to_dict(config: Any) -> dict[str, Any]:
+    """The resolved configuration (every default filled in) as plain data, as a run folder records it."""
+    return asdict(config)
 
 
-def open_split(config: dict[str, Any], split: str, transforms: Transform | None = None) -> MultiLabelDataset:
-    """The configured archive's ``split``."""
-    spec = config["dataset"]
-    cls = _archives()[spec["name"]]
-    args = dict(spec.get("args") or {})
-    if spec.get("root") is not None:
-        args["root"] = spec["root"]
-    return cls(split=split, transforms=transforms, **args)
+def to_yaml(config: Config) -> str:
+    return yaml.safe_dump(to_dict(config), sort_keys=False)
 
 
-def open_splits(
-    config: dict[str, Any], splits: list[str], transforms: Transform | None = None
-) -> list[MultiLabelDataset]:
-    return [open_split(config, s, transforms) for s in splits]
+def train_config(data: dict[str, Any]) -> TrainConfig:
+    """A :class:`TrainConfig` from a checkpoint's or a config's ``train`` mapping, checked like a file."""
+    return _build(TrainConfig, data, "train.")

@@ -4,78 +4,72 @@
 archive); ``{queries: test, database: [train]}`` is ML-AID's official one; ``{queries: val, database:
 [val]}`` is leave-one-out within a split (each query is removed from its own ranking, as is any query
 that also sits in the database).
+
+``macl evaluate``, the training loop's validation and every benchmark cell go through
+:func:`evaluate_protocol`: one embedding path (:func:`macl.embedding.embed`), one ranking (the metrics'
+own, whose top-k the retrieval grids show), one set of options (the config's ``evaluate`` section).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from torch.utils.data import ConcatDataset
 
-from macl.config import open_split
-from macl.data.transforms import OnImage, eval_transform
+from macl.archive import ArchiveSplits
+from macl.config import EvaluateConfig
+from macl.embedding import embed
 from macl.fileio import atomic_write
 from macl.metrics import RetrievalReport, evaluate_retrieval
 from macl.models import Encoder
-from macl.train import embed
 
 
-def embed_splits(
+@dataclass(frozen=True)
+class ProtocolResult:
+    """Every metric of a protocol, and each query's top database ids from the same ranking."""
+
+    report: RetrievalReport
+    query_ids: list[str]
+    top_ids: list[list[str]]
+
+
+def evaluate_protocol(
     model: Encoder,
-    config: dict[str, Any],
-    splits: list[str],
+    splits: ArchiveSplits,
+    queries: str,
+    database: list[str],
     image_size: int,
+    options: EvaluateConfig,
     workers: int = 0,
-    progress: Callable[[int, int], None] | None = None,
-) -> tuple[np.ndarray, np.ndarray, list[str], tuple[str, ...]]:
-    """Embeddings, labels, ids and class names of the union of ``splits`` (in that order).
-
-    ``progress(done, total)`` is called after every batch (the CLI's progress bar).
-    """
-    resize = OnImage(eval_transform(image_size))
-    dataset = ConcatDataset([open_split(config, split, resize) for split in splits])
-    done = 0
-
-    def step(n: int) -> None:
-        nonlocal done
-        done += n
-        if progress is not None:
-            progress(done, len(dataset))
-
-    emb, labels, ids = embed(model, dataset, workers=workers, progress=step)
-    return emb, labels, ids, dataset.datasets[0].classes
-
-
-def run_protocol(model: Encoder, config: dict[str, Any], image_size: int, workers: int = 0) -> RetrievalReport:
-    """Embed the protocol's queries and database with ``model`` and compute every retrieval metric.
+    top_k: int = 0,
+) -> ProtocolResult:
+    """Embed ``queries`` and the union of ``database`` splits with ``model``; compute every retrieval metric.
 
     Rare labels are decided by the training split's label frequencies (the rarity the model saw).
+    ``top_k`` > 0 also returns each query's first ``top_k`` database ids.
     """
-    protocol, options = config["protocol"], config["evaluate"]
-    database = list(protocol["database"])
-    q_emb, q_labels, q_ids, classes = embed_splits(model, config, [protocol["queries"]], image_size, workers)
-    if database == [protocol["queries"]]:
-        db_emb, db_labels, db_ids = q_emb, q_labels, q_ids
-    else:
-        db_emb, db_labels, db_ids, _ = embed_splits(model, config, database, image_size, workers)
-    position = {image_id: k for k, image_id in enumerate(db_ids)}
-    query_db_index = np.array([position.get(i, -1) for i in q_ids], dtype=np.int64)
-    train_freq = open_split(config, "train").label_frequencies()
-    return evaluate_retrieval(
-        q_emb,
-        q_labels,
-        db_emb,
-        db_labels,
-        ks=tuple(options["ks"]),
+    q = embed(model, splits.at(queries, image_size), workers=workers)
+    same = list(database) == [queries]
+    db = q if same else embed(model, [splits.at(split, image_size) for split in database], workers=workers)
+    position = {image_id: k for k, image_id in enumerate(db.ids)}
+    query_db_index = np.array([position.get(i, -1) for i in q.ids], dtype=np.int64)
+    report = evaluate_retrieval(
+        q.vectors,
+        q.labels,
+        db.vectors,
+        db.labels,
+        ks=tuple(options.ks),
         query_db_index=query_db_index,
-        rare_threshold=options["rare_threshold"],
-        label_freq=train_freq,
-        label_names=classes,
+        rare_threshold=options.rare_threshold,
+        label_freq=splits.raw("train").label_frequencies(),
+        label_names=splits.classes,
+        top_k=top_k,
     )
+    top = [[db.ids[k] for k in row if k >= 0] for row in report.top] if report.top is not None else []
+    return ProtocolResult(report, q.ids, top)
 
 
 def write_report(report: RetrievalReport, folder: Path, name: str, extra: dict[str, Any] | None = None) -> Path:

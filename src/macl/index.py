@@ -2,8 +2,8 @@
 
 Cosine similarity is an inner product of L2-normalised vectors, so every backend is an inner-product
 index over normalised embeddings: ``'exact'`` (``IndexFlatIP``, brute force, the reference),
-``'hnsw'`` (``IndexHNSWFlat``, graph search) and ``'ivf'`` (``IndexIVFFlat``, inverted lists, trained on
-the first vectors added). Scores are cosines clamped to [-1, 1].
+``'hnsw'`` (``IndexHNSWFlat``, graph search) and ``'ivf'`` (``IndexIVFFlat``, inverted lists, trained at
+the first search on every vector added until then). Scores are cosines clamped to [-1, 1].
 
 Rows are addressed by position (``int64`` keys, ``-1`` where a search returns fewer than ``k`` hits);
 ``index.ids[key]`` is the archive's string id. The index also keeps each item's labels, when given, so
@@ -26,13 +26,14 @@ from pathlib import Path
 import faiss
 import numpy as np
 
+from macl.errors import MaclError, MissingFileError
 from macl.fileio import atomic_write
 
 BACKENDS = ("exact", "hnsw", "ivf")
 FORMAT_VERSION = 1
 
 
-class IndexFileError(ValueError):
+class IndexFileError(MaclError, ValueError):
     """An index file that cannot be read, or that does not belong with the model in use."""
 
 
@@ -244,7 +245,7 @@ class RetrievalIndex:
         """Read an index file; refuse a corrupt file or one built with another model (clear messages)."""
         path = Path(path)
         if not path.is_file():
-            raise FileNotFoundError(f"index file {path} does not exist; build one with 'macl index'")
+            raise MissingFileError(f"index file {path} does not exist; build one with 'macl index'")
         try:
             with np.load(path, allow_pickle=False) as data:
                 meta = json.loads(str(data["meta"]))

@@ -12,16 +12,28 @@ default is ``'backbone'``, which also keeps a 512-d embedding that does not depe
 Any torchvision classification model works by name (``resnet18``, ``resnet50``, ``efficientnet_b0``,
 ``convnext_tiny``, ``vit_b_16`` …): its last ``Linear`` layer is removed and its input width is the
 feature dimension (models whose classifier has a hidden layer, like MobileNetV3 and VGG, keep it).
+
+**Inputs that match the weights.** Images arrive as RGB in [0, 1]. Pretrained weights expect the
+statistics they were trained with (ImageNet mean/std for torchvision's weights), so the encoder owns its
+input normalisation (:class:`InputNormalization`, the first step of ``forward`` and ``embed``): it is
+read from the weights' own metadata, stored in every checkpoint (``model_config['normalization']``) and
+therefore applied identically in training, embedding, search by image and anything that loads the
+model. From scratch there is none: the network learns from [0, 1] inputs directly.
 """
 
 from __future__ import annotations
 
 import urllib.error
 from pathlib import Path
+from typing import Any
 
 import torch
 import torchvision
 from torch import Tensor, nn
+
+from macl.errors import ArgumentError, MissingFileError
+
+Stats = dict[str, list[float]]  # {"mean": [r, g, b], "std": [r, g, b]}
 
 WEIGHTS_HELP = (
     "weights must be 'none', 'imagenet' (torchvision's download, needs internet) or the path of a local "
@@ -42,40 +54,85 @@ def _strip_classifier(model: nn.Module) -> int:
     return last.in_features
 
 
-def build_backbone(name: str, weights: str | Path = "none") -> tuple[nn.Module, int]:
-    """A torchvision model without its classifier, and its feature dimension.
+def weights_statistics(name: str) -> Stats:
+    """The input mean/std of torchvision's pretrained weights of backbone ``name`` (metadata, no download)."""
+    preset = torchvision.models.get_model_weights(name).DEFAULT.transforms()
+    return {"mean": [float(v) for v in preset.mean], "std": [float(v) for v in preset.std]}
+
+
+def build_backbone(name: str, weights: str | Path = "none") -> tuple[nn.Module, int, Stats | None]:
+    """A torchvision model without its classifier, its feature dimension, and its weights' input statistics.
 
     ``weights='imagenet'`` uses torchvision's default pretrained weights (downloaded when online; with no
     network the error says how to supply a file). A path loads a local state dict (the classifier's
-    keys, if present, are ignored).
+    keys, if present, are ignored): either a plain state dict, taken to be torchvision's ImageNet
+    weights, or ``{"state_dict": ..., "normalization": {"mean": [...], "std": [...]} or None}`` stating
+    its own input statistics. From scratch (``'none'``) the statistics are ``None``.
     """
     if name not in torchvision.models.list_models(module=torchvision.models):
-        raise ValueError(f"unknown backbone {name!r}; any torchvision classification model, e.g. resnet18, resnet50")
+        raise ArgumentError(f"unknown backbone {name!r}; any torchvision classification model, e.g. resnet18, resnet50")
     if str(weights) == "imagenet":
         spec = torchvision.models.get_model_weights(name).DEFAULT
         try:
             model = torchvision.models.get_model(name, weights=spec)
         except (urllib.error.URLError, OSError) as err:
-            raise RuntimeError(
+            raise ArgumentError(
                 f"could not download the ImageNet weights of {name} ({err}). Download {spec.url} on a machine "
                 "with internet and pass its path as weights"
             ) from err
-        return model, _strip_classifier(model)
+        return model, _strip_classifier(model), weights_statistics(name)
     model = torchvision.models.get_model(name, weights=None)
     dim = _strip_classifier(model)
-    if str(weights) != "none":
-        path = Path(weights)
-        if not path.is_file():
-            raise FileNotFoundError(f"weights file {path} does not exist; {WEIGHTS_HELP}")
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        state = state.get("state_dict", state) if isinstance(state, dict) else state
-        own = model.state_dict()
-        usable = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
-        missing = [k for k in own if k not in usable]
-        if missing:
-            raise ValueError(f"{path} does not fit {name}: {len(missing)} weights missing, e.g. {missing[:3]}")
-        model.load_state_dict(usable)
-    return model, dim
+    if str(weights) == "none":
+        return model, dim, None
+    path = Path(weights)
+    if not path.is_file():
+        raise MissingFileError(f"weights file {path} does not exist; {WEIGHTS_HELP}")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    stats: Stats | None = weights_statistics(name)
+    if isinstance(state, dict) and "state_dict" in state:
+        stats = _stated_statistics(state.get("normalization"), path) if "normalization" in state else stats
+        state = state["state_dict"]
+    own = model.state_dict()
+    usable = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    missing = [k for k in own if k not in usable]
+    if missing:
+        raise ArgumentError(f"{path} does not fit {name}: {len(missing)} weights missing, e.g. {missing[:3]}")
+    model.load_state_dict(usable)
+    return model, dim, stats
+
+
+def _stated_statistics(stated: Any, source: Path | str) -> Stats | None:
+    """A ``{"mean": [3 floats], "std": [3 positive floats]}`` mapping (or None), checked."""
+    if stated is None:
+        return None
+    try:
+        mean, std = [float(v) for v in stated["mean"]], [float(v) for v in stated["std"]]
+    except (TypeError, KeyError, ValueError) as err:
+        raise ArgumentError(f"{source}: normalization must be {{'mean': [r, g, b], 'std': [r, g, b]}}") from err
+    if len(mean) != 3 or len(std) != 3 or min(std) <= 0:
+        raise ArgumentError(f"{source}: normalization needs 3 means and 3 positive stds; got {stated}")
+    return {"mean": mean, "std": std}
+
+
+class InputNormalization(nn.Module):
+    """``(x - mean) / std`` per channel, or the identity when there are no statistics (from scratch).
+
+    The statistics are not parameters and not in the state dict (old checkpoints load unchanged); they
+    travel in the encoder's ``config`` instead.
+    """
+
+    def __init__(self, stats: Stats | None) -> None:
+        super().__init__()
+        self.stats = stats
+        mean, std = (stats["mean"], stats["std"]) if stats is not None else ([0.0] * 3, [1.0] * 3)
+        self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1), persistent=False)
+
+    def forward(self, images: Tensor) -> Tensor:
+        if self.stats is None:
+            return images
+        return (images - self.mean.to(images.dtype)) / self.std.to(images.dtype)
 
 
 class ProjectionHead(nn.Sequential):
@@ -97,6 +154,9 @@ class Encoder(nn.Module):
         out_dim: projection size, or the number of classes for ``head='classifier'``.
         embedding: ``'backbone'`` or ``'projection'`` — the space :meth:`embed` returns (``'projection'``
             is not available with a classifier head: logits are not an embedding).
+        normalization: ``'auto'`` (the weights' own input statistics; none from scratch), ``'none'``,
+            ``'imagenet'`` (torchvision's statistics for this backbone), or explicit
+            ``{"mean": [...], "std": [...]}`` (how a checkpoint restores it).
     """
 
     def __init__(
@@ -106,23 +166,41 @@ class Encoder(nn.Module):
         head: str = "projection",
         out_dim: int = 128,
         embedding: str = "backbone",
+        normalization: str | Stats | None = "auto",
     ) -> None:
         super().__init__()
         if head not in ("projection", "classifier"):
-            raise ValueError(f"head must be 'projection' or 'classifier'; got {head!r}")
+            raise ArgumentError(f"head must be 'projection' or 'classifier'; got {head!r}")
         if embedding not in ("backbone", "projection") or (head == "classifier" and embedding != "backbone"):
-            raise ValueError(
+            raise ArgumentError(
                 f"embedding must be 'backbone' (or 'projection' with a projection head); got {embedding!r}"
             )
-        self.backbone, self.feature_dim = build_backbone(backbone, weights)
+        self.backbone, self.feature_dim, weight_stats = build_backbone(backbone, weights)
+        if normalization == "auto":
+            stats = weight_stats
+        elif normalization == "imagenet":
+            stats = weights_statistics(backbone)
+        elif normalization == "none" or normalization is None:
+            stats = None
+        elif isinstance(normalization, dict):
+            stats = _stated_statistics(normalization, "normalization")
+        else:
+            raise ArgumentError(f"normalization must be 'auto', 'none', 'imagenet' or mean/std; got {normalization!r}")
+        self.normalize = InputNormalization(stats)
         self.head = (
             ProjectionHead(self.feature_dim, out_dim) if head == "projection" else nn.Linear(self.feature_dim, out_dim)
         )
         self.embedding = embedding
-        self.config = {"backbone": backbone, "head": head, "out_dim": out_dim, "embedding": embedding}
+        self.config: dict[str, Any] = {
+            "backbone": backbone,
+            "head": head,
+            "out_dim": out_dim,
+            "embedding": embedding,
+            "normalization": stats,
+        }
 
     def forward(self, images: Tensor) -> Tensor:
-        return self.head(self.backbone(images))
+        return self.head(self.backbone(self.normalize(images)))
 
     @torch.no_grad()
     def embed(self, images: Tensor) -> Tensor:
@@ -130,7 +208,7 @@ class Encoder(nn.Module):
 
         The batch is moved to the model's device, so callers need not know where the model lives.
         """
-        features = self.backbone(images.to(next(self.parameters()).device))
+        features = self.backbone(self.normalize(images.to(next(self.parameters()).device)))
         if self.embedding == "projection":
             features = self.head(features)
         return nn.functional.normalize(features.float(), dim=1)

@@ -1,62 +1,65 @@
-"""The steps a user runs, each from a config and files on disk: train, index, search, evaluate, demo.
+"""The steps a user runs, each from a config and files on disk: train, evaluate, embed, index, search.
 
 The CLI parses arguments and displays progress; these functions do the work and return plain values, so
-scripts and notebooks can call them the same way.
+scripts, notebooks and the benchmark harness call them the same way — there is one way to train
+(:func:`train`), one to evaluate (:func:`evaluate`), one to embed and index.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-import yaml
 
-from macl.config import open_split, train_config
-from macl.data.cache import CachedArchive
+from macl.archive import ArchiveSplits
+from macl.config import Config, to_yaml
+from macl.data.cache import model_input, resize_image
 from macl.data.images import read_image
-from macl.data.transforms import OnImage, eval_transform
-from macl.evaluate import embed_splits, run_protocol, write_report
+from macl.embedding import Embeddings, embed
+from macl.errors import ArgumentError, CheckpointError, MissingFileError
+from macl.evaluate import ProtocolResult, evaluate_protocol, write_report
 from macl.fileio import atomic_write, file_digest
 from macl.index import Hit, RetrievalIndex
-from macl.metrics import RetrievalReport
 from macl.models import Encoder
 from macl.train import EpochLog, Trainer, build_model
 
 StepCallback = Callable[[float, float], None]
-
-
-def run_dir(config: dict[str, Any]) -> Path:
-    return Path(config["output"])
+Progress = Callable[[int, int], None]
 
 
 def train(
-    config: dict[str, Any],
+    config: Config,
     resume: bool = False,
+    splits: ArchiveSplits | None = None,
+    validate: bool = True,
     on_start: Callable[[Trainer], None] | None = None,
     on_step: StepCallback | None = None,
     on_epoch: Callable[[EpochLog], None] | None = None,
 ) -> Trainer:
-    """Train the configured model; with ``resume``, continue from ``<output>/last.pt`` if it exists.
+    """Train the configured model into ``config.output``; with ``resume``, continue from its ``last.pt``.
 
-    The training split is decoded once into memory at 1.25× the training side (crops then resize down).
+    The training split is decoded once into memory at 1.25× the training side (random crops, then resize
+    down). ``splits`` shares decoded archives between runs (the benchmark harness); ``validate=False``
+    skips the per-epoch validation (and ``best.pt``). The run folder records the resolved configuration
+    (``config.yaml``) and the history (``history.json``).
     """
-    out = run_dir(config)
+    out = config.run_dir
     out.mkdir(parents=True, exist_ok=True)
-    cfg = train_config(config)
-    cache_side = round(cfg.image_size * 1.25)
-    train_set = CachedArchive(open_split(config, "train"), cache_side)
-    val_set = CachedArchive(open_split(config, "val"), cfg.image_size)
-    trainer = Trainer(cfg, train_set, val_set, out)
+    cfg = config.train
+    splits = splits or ArchiveSplits(config.dataset)
+    train_set = splits.at("train", round(cfg.image_size * 1.25))
+    validation = (splits.at("val", cfg.image_size), splits.at("train", cfg.image_size)) if validate else None
+    trainer = Trainer(cfg, train_set, validation, out)
     last = out / "last.pt"
     if resume and last.is_file():
         trainer.resume(last)
     with atomic_write(out / "config.yaml") as fh:
-        fh.write(yaml.safe_dump(config, sort_keys=False).encode())
+        fh.write(to_yaml(config).encode())
     if on_start is not None:
         on_start(trainer)
     trainer.fit(on_step, on_epoch)
@@ -66,51 +69,107 @@ def train(
 
 
 def load_model(checkpoint: Path | str) -> tuple[Encoder, dict[str, Any]]:
-    """The model of a checkpoint written by training, in eval mode, and the checkpoint's contents."""
+    """The model of a checkpoint written by training, in eval mode, and the checkpoint's contents.
+
+    The checkpoint is read with ``weights_only=True`` (tensors and plain data only), and the encoder is
+    rebuilt from its recorded architecture and input normalisation — no pretrained weights are fetched
+    to be overwritten.
+    """
     path = Path(checkpoint)
     if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} does not exist; train first ('macl train') or fix the path")
+        raise MissingFileError(f"checkpoint {path} does not exist; train first ('macl train') or fix the path")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
-        model = build_model(train_config({"train": state["config"]}), len(state["classes"]))
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        arch = state["model_config"]
+        model = Encoder(
+            arch["backbone"],
+            "none",
+            arch["head"],
+            arch["out_dim"],
+            arch["embedding"],
+            arch.get("normalization"),
+        )
         model.load_state_dict(state["model"])
-    except (RuntimeError, KeyError, EOFError, ValueError) as err:
-        raise ValueError(f"cannot load checkpoint {path}: {err}") from err
+    except (RuntimeError, KeyError, EOFError, OSError, TypeError) as err:
+        raise CheckpointError(f"cannot load checkpoint {path}: {err}") from err
     return model.eval(), state
 
 
-def untrained_model(config: dict[str, Any]) -> Encoder:
+def untrained_model(config: Config, splits: ArchiveSplits | None = None) -> Encoder:
     """The configured architecture at its (seeded) initialisation: the baseline a trained model must beat."""
-    cfg = train_config(config)
-    torch.manual_seed(cfg.seed)
-    classes = open_split(config, "train").classes
-    return build_model(cfg, len(classes)).eval()
+    torch.manual_seed(config.train.seed)
+    classes = (splits or ArchiveSplits(config.dataset)).classes
+    return build_model(config.train, len(classes)).eval()
 
 
-def evaluate(config: dict[str, Any], model: Encoder, name: str, extra: dict[str, Any] | None = None) -> RetrievalReport:
+def evaluate_model(
+    config: Config,
+    model: Encoder,
+    splits: ArchiveSplits | None = None,
+    queries: str | None = None,
+    database: list[str] | None = None,
+    top_k: int = 0,
+) -> ProtocolResult:
+    """Every metric of ``model`` on the config's protocol (or ``queries`` against ``database``)."""
+    return evaluate_protocol(
+        model,
+        splits or ArchiveSplits(config.dataset),
+        queries or config.protocol.queries,
+        list(database or config.protocol.database),
+        config.train.image_size,
+        config.evaluate,
+        config.train.workers,
+        top_k,
+    )
+
+
+def evaluate(config: Config, model: Encoder, name: str) -> ProtocolResult:
     """Run the protocol with ``model`` and write ``<output>/<name>.json`` and ``.md``."""
-    cfg = train_config(config)
-    report = run_protocol(model, config, cfg.image_size, cfg.workers)
-    write_report(report, run_dir(config), name, {"protocol": config["protocol"], **(extra or {})})
-    return report
+    result = evaluate_model(config, model)
+    write_report(result.report, config.run_dir, name, {"protocol": asdict(config.protocol)})
+    return result
+
+
+def embed_splits(
+    config: Config, model: Encoder, splits: list[str], progress: Progress | None = None
+) -> tuple[Embeddings, tuple[str, ...]]:
+    """Embeddings of the union of ``splits`` (in order), resized image by image (flat memory), and the classes."""
+    archive = ArchiveSplits(config.dataset, decode=False)
+    parts = [archive.at(split, config.train.image_size) for split in splits]
+    return embed(model, parts, workers=config.train.workers, progress=progress), archive.classes
 
 
 def build_index(
-    config: dict[str, Any],
+    config: Config,
     checkpoint: Path | str,
     out: Path | str | None = None,
-    progress: Callable[[int, int], None] | None = None,
+    progress: Progress | None = None,
 ) -> Path:
     """Embed the protocol's database with the checkpoint's model and save a :class:`RetrievalIndex`."""
     model, state = load_model(checkpoint)
-    cfg = train_config({"train": state["config"]})
-    database = list(config["protocol"]["database"])
-    emb, labels, ids, classes = embed_splits(model, config, database, cfg.image_size, cfg.workers, progress)
-    index = RetrievalIndex(emb.shape[1], config["index"]["backend"], classes, file_digest(checkpoint))
-    index.add(emb, ids, labels)
-    path = Path(out) if out is not None else run_dir(config) / "archive.index"
+    config = replace(config, train=replace(config.train, image_size=state["config"]["image_size"]))
+    emb, classes = embed_splits(config, model, list(config.protocol.database), progress)
+    opts = config.index
+    index = RetrievalIndex(
+        emb.vectors.shape[1],
+        opts.backend,
+        classes,
+        file_digest(checkpoint),
+        hnsw_m=opts.hnsw_m,
+        ef_search=opts.ef_search,
+        nlist=opts.nlist,
+        nprobe=opts.nprobe,
+    )
+    index.add(emb.vectors, emb.ids, emb.labels)
+    path = Path(out) if out is not None else config.run_dir / "archive.index"
     index.save(path)
     return path
+
+
+def embed_image(model: Encoder, path: Path | str, image_size: int) -> np.ndarray:
+    """The (1, D) embedding of one image file, sized exactly as the archive's images are for the model."""
+    image = model_input(resize_image(read_image(path), image_size))
+    return model.embed(image[None]).cpu().numpy()
 
 
 def search(
@@ -125,31 +184,32 @@ def search(
 
     A label query has no image: it searches with the mean embedding of the indexed images that carry all
     the requested labels (the archive's own picture of that combination), and reports what each hit shares
-    with the requested labels. Returns a description of the query and the hits.
+    with the requested labels. Returns a description of the query and the hits. Only an image query runs
+    the network.
     """
     if sum(x is not None for x in (image, image_id, labels)) != 1:
-        raise ValueError("give exactly one of an image path, an archive id, or label names")
+        raise ArgumentError("give exactly one of an image path, an archive id, or label names")
     index = RetrievalIndex.load(index_path, expected_model_hash=file_digest(checkpoint))
+    k = min(k, index.ntotal - (1 if image_id is not None else 0))
     names = list(index.label_names)
     if image is not None:
         if not Path(image).is_file():
-            raise FileNotFoundError(f"query image {image} does not exist")
+            raise MissingFileError(f"query image {image} does not exist")
         model, state = load_model(checkpoint)
-        side = state["config"]["image_size"]
-        query = model.embed(OnImage(eval_transform(side))({"image": read_image(image).float() / 255})["image"][None])
-        return f"image {image}", index.hits(query.numpy(), k)[0]
+        query = embed_image(model, image, state["config"]["image_size"])
+        return f"image {image}", index.hits(query, k)[0]
     if image_id is not None:
         if image_id not in index.ids:
-            raise ValueError(f"id {image_id!r} is not in {index_path} (ids look like {index.ids[0]!r})")
+            raise ArgumentError(f"id {image_id!r} is not in {index_path} (ids look like {index.ids[0]!r})")
         emb, own = index.embedding_of(image_id)[None], index.labels_of(image_id)[None]
         return f"archive image {image_id}", index.hits(emb, k, own, exclude=[image_id])[0]
     assert labels is not None
     unknown = [name for name in labels if name not in names]
     if unknown:
-        raise ValueError(f"unknown label(s) {unknown}; this archive's labels are {names}")
+        raise ArgumentError(f"unknown label(s) {unknown}; this archive's labels are {names}")
     wanted = np.isin(names, labels)
     carriers = [i for i in index.ids if (index.labels_of(i).astype(bool) >= wanted).all()]
     if not carriers:
-        raise ValueError(f"no indexed image carries all of {labels}; try fewer labels")
+        raise ArgumentError(f"no indexed image carries all of {labels}; try fewer labels")
     prototype = np.mean([index.embedding_of(i) for i in carriers], axis=0, keepdims=True)
     return f"labels {', '.join(labels)} ({len(carriers)} images carry them)", index.hits(prototype, k, wanted[None])[0]

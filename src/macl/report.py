@@ -18,10 +18,12 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
-from macl.config import open_split
-from macl.data.plotting import show_hit
+from macl.archive import ArchiveSplits
+from macl.config import Config
+from macl.figures import Panel, per_label_figure, pick_queries, retrieval_grid
 from macl.fileio import atomic_write
 from macl.index import RetrievalIndex
+from macl.models import Encoder
 
 HEADLINE = [
     "map",
@@ -62,30 +64,6 @@ def metrics_table(results: dict[str, dict[str, Any]]) -> str:
     return f"<table><tr><th>metric</th>{head}</tr>{''.join(rows)}</table>"
 
 
-def per_label_figure(results: dict[str, dict[str, Any]]) -> Figure:
-    first = next(iter(results.values()))
-    labels = list(first["per_label_ap"])
-    rare = set(first["rare_labels"])
-    fig = Figure(figsize=(max(6, 0.55 * len(labels)), 3.6))
-    ax = fig.add_subplot()
-    width = 0.8 / len(results)
-    for k, (name, result) in enumerate(results.items()):
-        values = [result["per_label_ap"].get(label) or 0.0 for label in labels]
-        bars = ax.bar(np.arange(len(labels)) + k * width, values, width, label=name)
-        for bar, label in zip(bars, labels, strict=True):
-            if label in rare:
-                bar.set_hatch("//")
-                bar.set_edgecolor("black")
-    ax.set_xticks(np.arange(len(labels)) + 0.4 - width / 2)
-    ax.set_xticklabels([f"{label} *" if label in rare else label for label in labels], rotation=60, ha="right")
-    ax.set_ylabel("per-label AP")
-    ax.set_ylim(0, 1)
-    ax.legend(loc="upper right", fontsize=8)
-    ax.set_title("Per-label AP (* hatched: rare labels, ≤ 10 % of training images)")
-    fig.tight_layout()
-    return fig
-
-
 def curve_figure(history: list[dict[str, Any]]) -> Figure:
     fig = Figure(figsize=(7, 3))
     ax = fig.add_subplot()
@@ -103,41 +81,28 @@ def curve_figure(history: list[dict[str, Any]]) -> Figure:
     return fig
 
 
-def retrieval_grid(config: dict[str, Any], index: RetrievalIndex, model: Any, queries: int = 4, k: int = 6) -> Figure:
-    """Query image and its top-``k`` hits; a green frame marks a hit sharing a label, red one sharing none."""
-    from macl.data.transforms import OnImage, eval_transform
-
-    query_split = open_split(config, config["protocol"]["queries"])
+def examples_figure(config: Config, index: RetrievalIndex, model: Encoder, queries: int = 4, k: int = 6) -> Figure:
+    """Query images (rare labels first) and their top-``k`` hits in the index, with the labels they share."""
+    splits = ArchiveSplits(config.dataset)
+    query_split = splits.raw(config.protocol.queries)
+    sized = splits.at(config.protocol.queries, config.train.image_size)
     images = {}
-    for split in config["protocol"]["database"]:
-        ds = open_split(config, split)
+    for split in config.protocol.database:
+        ds = splits.raw(split)
         images.update({i: (ds, n) for n, i in enumerate(ds.ids)})
-    freq = open_split(config, "train").label_frequencies()
-    rarity = (query_split.label_matrix.astype(np.int64) * (freq <= 0.1)).sum(1)  # uint8 would wrap on negation
-    order = np.argsort(-rarity, kind="stable")  # queries with rare labels first: the paper's point
-    chosen = [int(i) for i in order[: queries // 2]] + [int(i) for i in order[-(queries - queries // 2) :]]
-    side = config["train"].get("image_size", 96)
-    resize = OnImage(eval_transform(side))
-    fig = Figure(figsize=(2.0 * (k + 1), 2.35 * len(chosen)))
-    for row, qi in enumerate(chosen):
-        sample = resize(query_split[qi])
+    freq = splits.raw("train").label_frequencies()
+    rows = []
+    for qi in pick_queries(query_split.label_matrix, freq, config.evaluate.rare_threshold, queries):
         with torch.no_grad():
-            emb = model.embed(sample["image"][None]).numpy()
+            emb = model.embed(sized[qi]["image"][None]).numpy()
         hits = index.hits(emb, k, query_split.label_matrix[qi][None], exclude=[query_split.ids[qi]])[0]
-        panels = [(sample["image"], f"QUERY {query_split.ids[qi]}\n" + ", ".join(_names(query_split, qi)), None)]
+        names = [query_split.classes[c] for c in np.flatnonzero(query_split.label_matrix[qi])]
+        row = [Panel(query_split.read(qi), f"QUERY {query_split.ids[qi]}\n" + ", ".join(names), None)]
         for hit in hits:
             ds, n = images[hit.id]
-            caption = f"{hit.score:.2f} shared: {', '.join(hit.shared) or '–'}"
-            panels.append((ds.read(n).float() / 255, caption, bool(hit.shared)))
-        for col, (image, caption, good) in enumerate(panels):
-            show_hit(fig.add_subplot(len(chosen), k + 1, row * (k + 1) + col + 1), image, caption, good)
-    fig.suptitle("Top-k retrieval (green: shares ≥ 1 label with the query, red: shares none)")
-    fig.tight_layout()
-    return fig
-
-
-def _names(ds: Any, i: int) -> list[str]:
-    return [ds.classes[c] for c in np.flatnonzero(ds.label_matrix[i])]
+            row.append(Panel(ds.read(n), f"{hit.score:.2f} shared: {', '.join(hit.shared) or '–'}", bool(hit.shared)))
+        rows.append(row)
+    return retrieval_grid(rows, "Top-k retrieval (green: shares ≥ 1 label with the query, red: shares none)")
 
 
 def _img(path: Path) -> str:
@@ -145,35 +110,38 @@ def _img(path: Path) -> str:
     return f'<img src="data:image/png;base64,{data}" alt="{html.escape(path.stem)}">'
 
 
-def write_report(run: Path, config: dict[str, Any], model: Any | None = None) -> Path:
+def write_report(run: Path, config: Config, model: Encoder | None = None) -> Path:
     """Build ``<run>/report.html`` from the run's results files (whatever of them exist)."""
     figures = run / "figures"
     figures.mkdir(parents=True, exist_ok=True)
     results = {name: r for name in ("untrained", "trained") if (r := _read(run / f"metrics_{name}.json"))}
     history = _read(run / "history.json") or []
     sections = [f"<h1>macl report — {html.escape(str(run))}</h1>"]
-    train = config.get("train", {})
+    train = config.train
     sections.append(
         "<p>Dataset <b>{}</b>, queries <b>{}</b> against <b>{}</b>; loss <b>{}</b>, backbone <b>{}</b>, "
         "{} px, {} epochs.</p>".format(
-            html.escape(str(config["dataset"]["name"])),
-            html.escape(str(config["protocol"]["queries"])),
-            html.escape(" + ".join(config["protocol"]["database"])),
-            html.escape(str(train.get("loss", "macl"))),
-            html.escape(str(train.get("backbone", "resnet18"))),
-            train.get("image_size", 96),
-            train.get("epochs", 20),
+            html.escape(config.dataset.name),
+            html.escape(config.protocol.queries),
+            html.escape(" + ".join(config.protocol.database)),
+            html.escape(train.loss),
+            html.escape(train.backbone),
+            train.image_size,
+            train.epochs,
         )
     )
     if results:
         sections.append("<h2>Retrieval metrics</h2>" + metrics_table(results))
-        sections.append(_img(_save(per_label_figure(results), figures, "per_label_ap")))
+        series = {name: r["per_label_ap"] for name, r in results.items()}
+        rare = next(iter(results.values()))["rare_labels"]
+        figure = per_label_figure(series, rare, config.evaluate.rare_threshold, "per-label AP")
+        sections.append(_img(_save(figure, figures, "per_label_ap")))
     if history:
         sections.append("<h2>Training</h2>" + _img(_save(curve_figure(history), figures, "training_curve")))
     index_path = run / "archive.index"
     if model is not None and index_path.is_file():
         index = RetrievalIndex.load(index_path)
-        grid = _save(retrieval_grid(config, index, model), figures, "retrieval_grid")
+        grid = _save(examples_figure(config, index, model), figures, "retrieval_grid")
         sections.append("<h2>Retrieval examples</h2>" + _img(grid))
     style = (
         "body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}"

@@ -6,8 +6,10 @@ seeded from ``(seed, e)`` at the start of the epoch. A run killed during epoch `
 the checkpoint written at the end of epoch ``e − 1`` therefore replays epoch ``e`` exactly and ends with
 the same weights as an uninterrupted run.
 
-Checkpoints (``last.pt`` every epoch, ``best.pt`` at the best validation mAP) hold the model, optimiser,
-scheduler, sampler state, history and configuration, and are written atomically.
+Checkpoints (``last.pt`` every epoch, ``best.pt`` at the best validation mAP) hold the model and its
+input normalisation, optimiser, scheduler, history and configuration (the sampler needs no state: its
+batches depend only on ``(seed, epoch)``). They are written atomically and hold only tensors and plain
+data, so they load with ``torch.load(weights_only=True)``: a downloaded run folder cannot run code.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,46 +26,16 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from macl.config import BCE, TrainConfig, train_config
+from macl.data.base import Sample
 from macl.data.sampler import LabelAwareBatchSampler
-from macl.data.transforms import MultiView, OnImage, eval_transform, train_augmentation, views_to_batch
+from macl.data.transforms import MultiView, Transformed, train_augmentation, views_to_batch
+from macl.embedding import embed
+from macl.errors import CheckpointError
 from macl.fileio import atomic_write
 from macl.losses import NEEDS_LABEL_COUNTS, build_loss
 from macl.metrics import evaluate_retrieval
 from macl.models import Encoder
-
-BCE = "bce"  # the multi-label classifier baseline: backbone + linear head + BCE, retrieval by backbone features
-
-
-@dataclass
-class TrainConfig:
-    """Everything that defines a training run (saved in every checkpoint)."""
-
-    loss: str = "macl"
-    loss_args: dict[str, Any] = field(default_factory=dict)
-    backbone: str = "resnet18"
-    weights: str = "none"
-    out_dim: int = 128
-    embedding: str = "backbone"
-    image_size: int = 96
-    epochs: int = 20
-    batch_size: int = 128
-    n_views: int = 2
-    optimizer: str = "adamw"
-    lr: float = 1e-3
-    weight_decay: float = 1e-4
-    warmup_epochs: float = 1.0
-    sampler: bool = False
-    kappa: float = 0.5
-    bf16: bool = False
-    seed: int = 0
-    workers: int = 0
-    eval_every: int = 1
-
-    def __post_init__(self) -> None:
-        if self.optimizer not in ("adamw", "sgd"):
-            raise ValueError(f"optimizer must be 'adamw' or 'sgd'; got {self.optimizer!r}")
-        if self.epochs < 1 or self.batch_size < 2 or self.n_views < 1:
-            raise ValueError("epochs >= 1, batch_size >= 2 and n_views >= 1 are required")
 
 
 def epoch_seed(seed: int, epoch: int) -> int:
@@ -71,9 +43,12 @@ def epoch_seed(seed: int, epoch: int) -> int:
 
 
 def build_model(config: TrainConfig, num_classes: int) -> Encoder:
+    """The encoder a run trains, at the initialisation the current torch seed gives it."""
     if config.loss == BCE:
-        return Encoder(config.backbone, config.weights, head="classifier", out_dim=num_classes, embedding="backbone")
-    return Encoder(config.backbone, config.weights, out_dim=config.out_dim, embedding=config.embedding)
+        head, out_dim = "classifier", num_classes
+    else:
+        head, out_dim = "projection", config.out_dim
+    return Encoder(config.backbone, config.weights, head, out_dim, config.embedding, config.normalization)
 
 
 def build_criterion(config: TrainConfig, label_counts: np.ndarray, num_samples: int) -> nn.Module:
@@ -99,27 +74,6 @@ def warmup_cosine(total_steps: int, warmup_steps: int) -> Callable[[int], float]
     return factor
 
 
-@torch.no_grad()
-def embed(
-    model: Encoder,
-    dataset: Dataset,
-    batch_size: int = 128,
-    workers: int = 0,
-    progress: Callable[[int], None] | None = None,
-) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Retrieval embeddings (N, D), labels (N, C) and ids of a dataset whose transform sizes the images."""
-    model.eval()
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers)
-    embs, labels, ids = [], [], []
-    for batch in loader:
-        embs.append(model.embed(batch["image"]).cpu().numpy())
-        labels.append(batch["label"].numpy().astype(np.uint8))
-        ids += list(batch["id"])
-        if progress is not None:
-            progress(len(batch["id"]))
-    return np.concatenate(embs), np.concatenate(labels), ids
-
-
 @dataclass
 class EpochLog:
     epoch: int
@@ -130,15 +84,22 @@ class EpochLog:
 
 
 class Trainer:
-    """Train ``config`` on ``train_set`` (a dataset of un-augmented samples), validating on ``val_set``.
+    """Train ``config`` on ``train_set`` (un-augmented samples with ``classes`` and ``label_matrix``).
 
-    ``train_set`` and ``val_set`` may be :class:`macl.data.cache.CachedArchive` or any MultiLabelDataset;
-    their ``transforms`` are replaced by the training augmentation / evaluation resize.
+    ``validation`` is ``(queries, database)``, two datasets of model-ready images (validation queries
+    against the training images, the retrieval protocol in miniature); ``None`` skips validation. The
+    datasets are never modified: augmentations wrap them (:class:`macl.data.transforms.Transformed`).
     """
 
-    def __init__(self, config: TrainConfig, train_set: Any, val_set: Any | None, out_dir: Path) -> None:
+    def __init__(
+        self,
+        config: TrainConfig,
+        train_set: Any,
+        validation: tuple[Dataset[Sample], Dataset[Sample]] | None,
+        out_dir: Path,
+    ) -> None:
         self.config, self.out_dir = config, Path(out_dir)
-        self.train_set, self.val_set = train_set, val_set
+        self.train_set, self.validation = train_set, validation
         torch.manual_seed(config.seed)  # model initialisation (on the CPU, so it is the same on every device)
         labels = train_set.label_matrix
         # The GPU when there is one: not part of the config, so a run can resume on another machine.
@@ -164,16 +125,16 @@ class Trainer:
     def batches(self, epoch: int) -> DataLoader:
         """The DataLoader of ``epoch``: its order and augmentations depend only on (seed, epoch)."""
         cfg = self.config
-        self.train_set.transforms = MultiView(train_augmentation(cfg.image_size), cfg.n_views)
+        views = Transformed(self.train_set, MultiView(train_augmentation(cfg.image_size), cfg.n_views))
         generator = torch.Generator().manual_seed(epoch_seed(cfg.seed, epoch))
         if cfg.sampler:
             sampler = LabelAwareBatchSampler(
                 self.train_set.label_matrix, cfg.batch_size, kappa=cfg.kappa, seed=cfg.seed
             )
             sampler.set_epoch(epoch)
-            return DataLoader(self.train_set, batch_sampler=sampler, num_workers=cfg.workers, generator=generator)
+            return DataLoader(views, batch_sampler=sampler, num_workers=cfg.workers, generator=generator)
         return DataLoader(
-            self.train_set,
+            views,
             batch_size=cfg.batch_size,
             shuffle=True,
             drop_last=len(self.train_set) >= 2 * cfg.batch_size,
@@ -203,10 +164,17 @@ class Trainer:
 
     def resume(self, path: Path) -> None:
         """Continue from a checkpoint written by :meth:`save` (same config required)."""
-        state = torch.load(path, map_location=self.device, weights_only=False)
-        if state["config"] != asdict(self.config):
-            changed = sorted(k for k, v in state["config"].items() if asdict(self.config).get(k) != v)
-            raise ValueError(f"{path} was written with a different configuration (differs in: {', '.join(changed)})")
+        try:
+            state = torch.load(path, map_location=self.device, weights_only=True)
+        except (RuntimeError, EOFError, OSError) as err:
+            raise CheckpointError(f"cannot load checkpoint {path}: {err}") from err
+        saved, ours = asdict(train_config(state["config"])), asdict(self.config)
+        if saved != ours:
+            changed = sorted(k for k, v in saved.items() if ours.get(k) != v)
+            raise CheckpointError(
+                f"{path} was written with a different configuration (differs in: {', '.join(changed)}); "
+                "start a new run folder or restore the settings"
+            )
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
@@ -239,7 +207,7 @@ class Trainer:
         log = EpochLog(
             self.epoch, total / max(count, 1), count / (time.perf_counter() - start), self.scheduler.get_last_lr()[0]
         )
-        if self.val_set is not None and (self.epoch % cfg.eval_every == 0 or self.epoch == cfg.epochs):
+        if self.validation is not None and (self.epoch % cfg.eval_every == 0 or self.epoch == cfg.epochs):
             log.val_map = self.validate()
         self.history.append(log)
         self.save("last.pt")
@@ -250,11 +218,11 @@ class Trainer:
 
     def validate(self) -> float:
         """Validation queries against the training images (the retrieval protocol in miniature): mAP."""
-        resize = OnImage(eval_transform(self.config.image_size))
-        self.train_set.transforms, self.val_set.transforms = resize, resize
-        db, db_labels, _ = embed(self.model, self.train_set, workers=self.config.workers)
-        q, q_labels, _ = embed(self.model, self.val_set, workers=self.config.workers)
-        return evaluate_retrieval(q, q_labels, db, db_labels, ks=(10,)).metrics["map"]
+        assert self.validation is not None
+        queries, database = self.validation
+        q = embed(self.model, queries, workers=self.config.workers)
+        db = embed(self.model, database, workers=self.config.workers)
+        return evaluate_retrieval(q.vectors, q.labels, db.vectors, db.labels, ks=(10,)).metrics["map"]
 
     def fit(
         self, on_step: Callable[[float, float], None] | None = None, on_epoch: Callable[[EpochLog], None] | None = None

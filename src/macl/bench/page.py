@@ -11,15 +11,17 @@ from __future__ import annotations
 import json
 import platform
 import shlex
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure
 
+from macl.archive import ArchiveSplits
 from macl.bench.summary import TABLE_METRICS
-from macl.config import open_split
-from macl.data.plotting import show_hit
+from macl.config import Config
+from macl.figures import Panel, per_label_figure, pick_queries, retrieval_grid
 from macl.fileio import atomic_write
 
 GRID_METHODS = ("macl", "mulsupcon", "bce", "supcon-any")  # rows of the retrieval grids
@@ -89,28 +91,11 @@ def comparison_figure(study: dict[str, Any]) -> Figure:
     return fig
 
 
-def per_label_figure(study: dict[str, Any], names: tuple[str, ...]) -> Figure:
-    """Per-label test AP of a few methods; rare labels (≤ 10 % of training images) shaded and starred."""
+def study_per_label_figure(study: dict[str, Any], names: tuple[str, ...], rare_threshold: float) -> Figure:
+    """Per-label test AP (mean over seeds) of a few methods of a study."""
     chosen = [v for v in study["variants"] if v["name"] in names]
-    labels = list(chosen[0]["test"]["per_label_ap"])
-    rare = set(chosen[0]["test"]["rare_labels"])
-    fig = Figure(figsize=(max(7.0, 0.6 * len(labels)), 3.8))
-    ax = fig.add_subplot()
-    width = 0.8 / len(chosen)
-    for i, label in enumerate(labels):
-        if label in rare:
-            ax.axvspan(i - 0.1, i + 0.9, color="gold", alpha=0.25, lw=0)
-    for k, variant in enumerate(chosen):
-        values = [variant["test"]["per_label_ap"][label] or 0.0 for label in labels]
-        ax.bar(np.arange(len(labels)) + k * width, values, width, label=variant["name"])
-    ax.set_xticks(np.arange(len(labels)) + 0.4 - width / 2)
-    ax.set_xticklabels([f"{label} *" if label in rare else label for label in labels], rotation=60, ha="right")
-    ax.set_ylim(0, 1)
-    ax.set_ylabel("per-label AP (test)")
-    ax.legend(fontsize=8, loc="upper right")
-    ax.set_title("Per-label AP, mean over seeds (* and shading: rare labels, ≤ 10 % of training images)")
-    fig.tight_layout()
-    return fig
+    series = {v["label"]: v["test"]["per_label_ap"] for v in chosen}
+    return per_label_figure(series, chosen[0]["test"]["rare_labels"], rare_threshold, "per-label AP (test)")
 
 
 def heatmap_figure(study: dict[str, Any]) -> Figure:
@@ -174,66 +159,65 @@ def bars_figure(study: dict[str, Any]) -> Figure:
     return fig
 
 
-def grid_figure(config: dict[str, Any], tops: dict[str, dict[str, Any]], n_queries: int = 3) -> Figure:
+def grid_figure(config: Config, tops: dict[str, dict[str, Any]], n_queries: int = 3) -> Figure:
     """The same test queries' top-6 under each method (seed 0); green frame: shares a label, red: none."""
-    query_split = open_split(config, config["protocol"]["queries"])
+    splits = ArchiveSplits(config.dataset)
+    query_split = splits.raw(config.protocol.queries)
     images: dict[str, tuple[Any, int]] = {}
-    for split in config["protocol"]["database"]:
-        ds = open_split(config, split)
+    for split in config.protocol.database:
+        ds = splits.raw(split)
         images.update({image_id: (ds, n) for n, image_id in enumerate(ds.ids)})
-    freq = open_split(config, "train").label_frequencies()
-    rarity = (query_split.label_matrix.astype(np.int64) * (freq <= 0.1)).sum(1)
-    order = np.argsort(-rarity, kind="stable")
-    chosen = [int(i) for i in order[: n_queries - 1]] + [int(order[len(order) // 2])]  # rare first, one typical
-    methods = list(tops)
-    k = len(next(iter(tops.values()))["hits"][0])
-    fig = Figure(figsize=(1.6 * (k + 1), 1.75 * len(chosen) * len(methods) + 0.4))
-    row = 0
-    for qi in chosen:
+    freq = splits.raw("train").label_frequencies()
+    rows = []
+    for qi in pick_queries(query_split.label_matrix, freq, config.evaluate.rare_threshold, n_queries):
         qid, q_labels = query_split.ids[qi], query_split.label_matrix[qi].astype(bool)
-        for method in methods:
-            top = tops[method]
-            hits = top["hits"][top["query_ids"].index(qid)]
-            panels: list[tuple[Any, str, bool | None]] = [
-                (query_split.read(qi), f"{method}\nquery: {', '.join(_names(query_split, qi))}", None)
-            ]
-            for hit in hits:
+        names = ", ".join(query_split.classes[c] for c in np.flatnonzero(q_labels))
+        for method, top in tops.items():
+            row = [Panel(query_split.read(qi), f"{method}\nquery: {names}", None)]
+            for hit in top["hits"][top["query_ids"].index(qid)]:
                 ds, n = images[hit]
                 shared = [ds.classes[c] for c in np.flatnonzero(ds.label_matrix[n].astype(bool) & q_labels)]
-                panels.append((ds.read(n), ", ".join(shared) or "–", bool(shared)))
-            for col, (image, caption, good) in enumerate(panels):
-                ax = fig.add_subplot(len(chosen) * len(methods), k + 1, row * (k + 1) + col + 1)
-                show_hit(ax, image, caption, good, fontsize=5.5)
-            row += 1
-    fig.suptitle("Top-6 for the same test queries (seed 0); captions: labels shared with the query")
-    fig.tight_layout()
-    return fig
-
-
-def _names(ds: Any, i: int) -> list[str]:
-    return [ds.classes[c] for c in np.flatnonzero(ds.label_matrix[i])]
+                row.append(Panel(ds.read(n), ", ".join(shared) or "–", bool(shared)))
+            rows.append(row)
+    return retrieval_grid(rows, "Top-6 for the same test queries (seed 0); captions: labels shared with the query", 5.5)
 
 
 # --- the page ------------------------------------------------------------------------------------------
+def distinct(study: dict[str, Any]) -> dict[str, Any]:
+    """``study`` without the variants that are the same training run as an earlier one (``same_as``)."""
+    return {**study, "variants": [v for v in study["variants"] if not v.get("same_as")]}
+
+
+def _same_run_notes(study: dict[str, Any]) -> list[str]:
+    labels = {v["name"]: v["label"] for v in study["variants"]}
+    notes = [
+        f"- *{v['label']}* is the same training run as *{labels[v['same_as']]}* (identical settings under this "
+        "config), so its row is not repeated."
+        for v in study["variants"]
+        if v.get("same_as")
+    ]
+    return [*notes, ""] if notes else []
+
+
 def _metric_table(study: dict[str, Any], split: str) -> list[str]:
     head = "| variant | seeds | " + " | ".join(t for _, t in TABLE_METRICS) + " |"
     lines = [head, "|---" * (len(TABLE_METRICS) + 2) + "|"]
     for v in study["variants"]:
         cells = [_fmt(v[split]["metrics"].get(key)) for key, _ in TABLE_METRICS]
-        lines.append(f"| {v['name']} | {len(v[split]['seeds'])} | " + " | ".join(cells) + " |")
+        lines.append(f"| {v['label']} | {len(v[split]['seeds'])} | " + " | ".join(cells) + " |")
     return lines
 
 
 def _test_table(study: dict[str, Any], split: str) -> list[str]:
     ref = study["reference"]
     lines = [
-        f"| variant | mAP Δ vs {ref} (Wilcoxon p) | nDCG-jac@10 Δ (p) | rare-label AP Δ (p) | train s/seed |",
+        f"| variant | mAP Δ vs `{ref}` (Wilcoxon p) | nDCG-jac@10 Δ (p) | rare-label AP Δ (p) | train s/seed |",
         "|---|---|---|---|---|",
     ]
     for v in study["variants"]:
         tests = v[split].get("vs_reference", {})
         cells = [_p(tests.get(k)) for k in ("map", "ndcg_jac@10", "label_map_rare")]
-        lines.append(f"| {v['name']} | " + " | ".join(cells) + f" | {v[split]['train_seconds']:.0f} |")
+        lines.append(f"| {v['label']} | " + " | ".join(cells) + f" | {v[split]['train_seconds']:.0f} |")
     return lines
 
 
@@ -260,7 +244,7 @@ def machine_description(results: list[dict[str, Any]]) -> str:
 
 
 def write_page(
-    config: dict[str, Any],
+    config: Config,
     config_path: str | None,
     preset: str,
     summaries: dict[str, dict[str, Any]],
@@ -277,8 +261,8 @@ def write_page(
     base = f"macl bench{where} --preset {preset}"
     page_cmd = f"macl bench-page{where} --preset {preset}"
     payload = {
-        "dataset": config["dataset"],
-        "protocol": config["protocol"],
+        "dataset": asdict(config.dataset),
+        "protocol": asdict(config.protocol),
         "preset": preset,
         "machine": machine,
         "python": platform.python_version(),
@@ -294,17 +278,19 @@ def write_page(
         f"<!-- generated by `{page_cmd}`; do not edit by hand -->",
         "",
         f"Generated by `{page_cmd}` from finished benchmark cells; numbers in `{results_file.as_posix()}`.",
-        f"Dataset `{config['dataset']['name']}`, preset `{preset}`, machine: {machine}.",
+        f"Dataset `{config.dataset.name}`, preset `{preset}`, machine: {machine}.",
         "",
     ]
-    for name, study in summaries.items():
-        if not study["variants"]:
+    for name, full_study in summaries.items():
+        if not full_study["variants"]:
             continue
+        study = distinct(full_study)
         seeds = sorted({s for v in study["variants"] for s in v["test"]["seeds"]})
         cmd = f"{base} --study {name} --seeds {' '.join(map(str, seeds))}"
         lines += [f"## {study['title']}", "", f"Command: `{cmd}`", ""]
         if study["question"]:
             lines += [study["question"], ""]
+        lines += _same_run_notes(full_study)
         if study["figure"] == "bars" and name in ("compare", "reference"):
             lines += ["Test split (queries against the database of the protocol), mean ± std over seeds:", ""]
             lines += [*_metric_table(study, "test"), ""]
@@ -320,7 +306,8 @@ def write_page(
             lines += [f"![{study['title']}](figures/results/{fig_name})", ""]
             present = tuple(n for n in GRID_METHODS if any(v["name"] == n for v in study["variants"]))
             if name == "compare" and present:
-                fig_name = _save(per_label_figure(study, present), figures, "per_label_ap", cmd)
+                figure = study_per_label_figure(study, present, config.evaluate.rare_threshold)
+                fig_name = _save(figure, figures, "per_label_ap", cmd)
                 lines += [f"![per-label AP](figures/results/{fig_name})", ""]
             continue
         lines += [*_ablation_table(study), ""]

@@ -22,8 +22,9 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from macl.config import BCE, Config, TrainConfig, train_config
+from macl.errors import ArgumentError
 from macl.losses.registry import LOSSES
-from macl.train import BCE, TrainConfig
 
 # How big a run is. ``quick`` fits every loss of the comparison, one seed, in ~25 minutes on a 2-core
 # CPU (ResNet-18 from scratch at 64 px trains at ~76 img/s there with 2 views; 6 epochs of the 1285 UC
@@ -35,7 +36,15 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 UNTRAINED = "untrained"  # a variant that is evaluated at its seeded initialisation, never trained
-BASELINES = ("mulsupcon", "supcon-any", "supcon-all", "jaccard-supcon", "simdis", "ntxent")
+# The baselines of the comparison, with the names a reader knows them by (method.md).
+BASELINES = {
+    "mulsupcon": "MulSupCon",
+    "supcon-any": "SupCon (positive: any shared label)",
+    "supcon-all": "SupCon (positive: identical label sets)",
+    "jaccard-supcon": "Jaccard-weighted SupCon",
+    "simdis": "Similarity–Dissimilarity",
+    "ntxent": "NT-Xent (self-supervised, labels unused)",
+}
 # method.md's suggested starting values: the "paper" setting of the reference study.
 SUGGESTED = {"tau": 0.1, "alpha": 0.5, "beta": 0.5, "gamma": 0.5, "dts": "pair", "pair_weighting": True}
 # The ablation base: MACL with PLR on, DTS off, plain (method.md's "PLR only" row).
@@ -96,7 +105,7 @@ def studies() -> dict[str, Study]:
                 # (trained once, shared), the other shows what weighting does at the frozen settings
                 _macl("plain-macl", "plain MACL (config, weighted=False)", from_config=True, weighted=False),
                 _macl("weighted-macl", "weighted MACL (config, weighted=True)", from_config=True, weighted=True),
-                *(Variant(name, name, {"loss": name}) for name in BASELINES),
+                *(Variant(name, label, {"loss": name}) for name, label in BASELINES.items()),
                 Variant(BCE, "BCE classifier", {"loss": BCE}),
             ),
             reference="macl",
@@ -243,7 +252,7 @@ def studies() -> dict[str, Study]:
     return {study.name: study for study in out}
 
 
-def resolve_train(config: dict[str, Any], variant: Variant, preset: str, seed: int) -> TrainConfig:
+def resolve_train(config: Config, variant: Variant, preset: str, seed: int) -> TrainConfig:
     """The TrainConfig of a cell: config ``train`` ← preset ← variant overrides ← seed.
 
     MACL variants start from the config's MACL arguments (``from_config``, when the config trains MACL)
@@ -251,18 +260,18 @@ def resolve_train(config: dict[str, Any], variant: Variant, preset: str, seed: i
     its own defaults.
     """
     if preset not in PRESETS:
-        raise ValueError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
+        raise ArgumentError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
     ablation = variant.train.get("loss") == "macl" and not variant.from_config
     fixed = RANDOM_BATCHES if ablation else {}
-    train = copy.deepcopy(config["train"]) | PRESETS[preset] | fixed | copy.deepcopy(variant.train) | {"seed": seed}
-    if train.get("loss") != "macl":
+    train = asdict(config.train) | PRESETS[preset] | fixed | copy.deepcopy(variant.train) | {"seed": seed}
+    if train["loss"] != "macl":
         start: dict[str, Any] = {}
     elif variant.from_config:
-        start = dict(config["train"].get("loss_args", {})) if config["train"].get("loss", "macl") == "macl" else {}
+        start = dict(config.train.loss_args) if config.train.loss == "macl" else {}
     else:
         start = dict(ABLATION_BASE)
     train["loss_args"] = start | dict(variant.loss_args)
-    return TrainConfig(**train)
+    return train_config(train)
 
 
 def canonical_loss_args(loss: str, args: dict[str, Any]) -> dict[str, Any]:
@@ -277,11 +286,24 @@ def canonical_loss_args(loss: str, args: dict[str, Any]) -> dict[str, Any]:
     return resolved
 
 
-def cell_key(config: dict[str, Any], train: TrainConfig, trained: bool) -> str:
+# Training options added after the first benchmark: they enter a cell's key only when set away from
+# these values (which reproduce the earlier behaviour), so cells trained before keep their keys.
+LATER_OPTIONS = {"normalization": "auto"}
+
+
+def cell_key(config: Config, train: TrainConfig, trained: bool) -> str:
     """A short hash of everything that determines a cell's result (dataset, protocol, training)."""
     spec = asdict(train)
     spec["loss_args"] = canonical_loss_args(train.loss, train.loss_args)
     for key in ("workers", "eval_every"):  # change speed, not results
         spec.pop(key)
-    payload = {"dataset": config["dataset"], "protocol": config["protocol"], "train": spec, "trained": trained}
+    for key, value in LATER_OPTIONS.items():
+        if spec[key] == value:
+            spec.pop(key)
+    payload = {
+        "dataset": asdict(config.dataset),
+        "protocol": asdict(config.protocol),
+        "train": spec,
+        "trained": trained,
+    }
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:12]

@@ -9,13 +9,14 @@ about seed-to-seed variation; the per-seed values are kept in the results file f
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any
 
 import numpy as np
-from scipy import stats
 
 from macl.bench.studies import Study
+from macl.errors import MaclError
 
 # The metric table: (key, column title). Count-, cosine- and Jaccard-based relevance (method.md).
 TABLE_METRICS: tuple[tuple[str, str], ...] = (
@@ -49,6 +50,10 @@ def paired_test(a: np.ndarray, b: np.ndarray) -> dict[str, Any]:
     out: dict[str, Any] = {"n": int(a.size), "mean_difference": float(np.mean(a - b)) if a.size else None}
     if a.size < 2 or np.allclose(a, b):
         return out | {"wilcoxon_p": None, "t_p": None}
+    try:
+        from scipy import stats
+    except ImportError as err:  # scipy is the benchmark's dependency, not the library's
+        raise MaclError("the paired tests need scipy: pip install 'macl[bench]'") from err
     out["wilcoxon_p"] = float(stats.wilcoxon(a, b).pvalue)
     out["t_p"] = float(stats.ttest_rel(a, b).pvalue)
     return out
@@ -90,15 +95,19 @@ def summarize_study(study: Study, results: dict[str, list[dict[str, Any]]]) -> d
     """Every variant's val and test summaries and its paired tests against the study's reference."""
     reference = results.get(study.reference, [])
     variants = []
+    runs: dict[str, str] = {}  # a variant's training settings → the first variant trained with them
     for variant in study.variants:
         cells = results.get(variant.name, [])
         if not cells:
             continue
+        run = json.dumps([cells[0]["train_config"], cells[0]["trained"]], sort_keys=True)
+        same_as = runs.setdefault(run, variant.name)
         entry: dict[str, Any] = {
             "name": variant.name,
             "label": variant.label,
             "coords": variant.coords,
             "train_config": cells[0]["train_config"],
+            "same_as": same_as if same_as != variant.name else None,
         }
         for split in ("val", "test"):
             entry[split] = summarize_variant(cells, split)

@@ -6,6 +6,11 @@ cache holds every image of a split at a fixed side (e.g. 128 px for 96 px crops)
 (N, 3, S, S) ``uint8`` array: 2100 UC Merced images at 128 px are 100 MB. ``folder=None`` keeps it in
 memory (shared copy-on-write with DataLoader workers); with a folder it is written once as a ``.npy``
 file (atomically: a killed build leaves no half-written cache) and memory-mapped afterwards.
+
+**One way to size an image for the model.** :func:`resize_image` (antialiased resize of the decoded
+``uint8`` image, then scaling to [0, 1]) is what every evaluation-time input goes through: the decoded
+cache, :class:`ResizedArchive` (the same, one image at a time, for archives too large to hold), and a
+query image given by file. An image therefore has bit-identical embeddings whichever path embedded it.
 """
 
 from __future__ import annotations
@@ -27,15 +32,56 @@ def _key(dataset: MultiLabelDataset, size: int) -> str:
     return f"{type(dataset).__name__.lower()}_{dataset.split}_{size}px_{digest}"
 
 
+def resize_image(image: torch.Tensor, size: int) -> torch.Tensor:
+    """A decoded (3, H, W) ``uint8`` image resized (antialiased) to ``size``×``size``, still ``uint8``."""
+    if image.shape[-2:] != (size, size):
+        image = F.resize(image, [size, size], antialias=True)
+    return image
+
+
+def model_input(image: torch.Tensor) -> torch.Tensor:
+    """A ``uint8`` image as the float [0, 1] tensor the encoder takes (it normalises it itself)."""
+    return image.float().div_(255.0)
+
+
 def decode_all(dataset: MultiLabelDataset, size: int) -> np.ndarray:
     """Every image of ``dataset`` resized (antialiased) to ``size``×``size``: (N, 3, S, S) uint8."""
     out = np.empty((len(dataset), 3, size, size), dtype=np.uint8)
     for i in range(len(dataset)):
-        image = dataset.read(i)
-        if image.shape[-2:] != (size, size):
-            image = F.resize(image, [size, size], antialias=True)
-        out[i] = image.numpy()
+        out[i] = resize_image(dataset.read(i), size).numpy()
     return out
+
+
+class ResizedArchive(Dataset[Sample]):
+    """``dataset`` with every image resized to ``size`` px on the fly, exactly as the decoded cache does.
+
+    For embedding archives too large to decode into memory: items equal :class:`CachedArchive`'s.
+    """
+
+    def __init__(self, dataset: MultiLabelDataset, size: int) -> None:
+        self.dataset, self.size = dataset, size
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return self.dataset.classes
+
+    @property
+    def ids(self) -> list[str]:
+        return self.dataset.ids
+
+    @property
+    def label_matrix(self) -> np.ndarray:
+        return self.dataset.label_matrix
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> Sample:
+        return {
+            "image": model_input(resize_image(self.dataset.read(index), self.size)),
+            "label": torch.from_numpy(self.dataset.label_matrix[index].astype(np.float32)),
+            "id": self.dataset.ids[index],
+        }
 
 
 class CachedArchive(Dataset[Sample]):
@@ -81,7 +127,7 @@ class CachedArchive(Dataset[Sample]):
 
     def __getitem__(self, index: int) -> Sample:
         sample: Sample = {
-            "image": torch.from_numpy(np.array(self.images[index])).float().div_(255.0),
+            "image": model_input(torch.from_numpy(np.array(self.images[index]))),
             "label": torch.from_numpy(self.dataset.label_matrix[index].astype(np.float32)),
             "id": self.dataset.ids[index],
         }

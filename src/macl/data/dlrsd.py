@@ -18,7 +18,7 @@ official split: ``train``/``val``/``test`` are the base class's stored seeded sp
 from __future__ import annotations
 
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -56,10 +56,12 @@ class DLRSD(MultiLabelDataset):
     """DLRSD multi-labels over the UC Merced images; see the module docstring for layouts and options.
 
     Args:
+        root, split, transforms: as in :class:`~macl.data.base.MultiLabelDataset`.
         min_pixel_fraction: only when labels are derived from masks: the share of a mask's pixels a class
             must cover to count as present (0: any pixel). Small objects (cars, a ship) cover well under
             1 % of a 256×256 tile, so raise it with care.
-        Others: as :class:`~macl.data.base.MultiLabelDataset`.
+        **kwargs: the remaining arguments of :class:`~macl.data.base.MultiLabelDataset` (``download``,
+            ``checksum``, ``on_bad``, ``split_seed``, ``split_dir``), passed on unchanged.
     """
 
     name = "DLRSD"
@@ -79,17 +81,15 @@ class DLRSD(MultiLabelDataset):
         root: Path | str,
         split: str = "train",
         transforms: Transform | None = None,
-        download: bool = False,
-        checksum: bool = False,
-        on_bad: str = "raise",
-        split_seed: int = 0,
+        *,
         min_pixel_fraction: float = 0.0,
+        **kwargs: Any,
     ) -> None:
         if not 0.0 <= min_pixel_fraction < 1.0:
             raise ValueError(f"min_pixel_fraction must be in [0, 1); got {min_pixel_fraction}")
         self.min_pixel_fraction = min_pixel_fraction
         self.label_source: Path | None = None  # the csv, the xlsx or the mask folder, once indexed
-        super().__init__(root, split, transforms, download, checksum, on_bad, split_seed)
+        super().__init__(root, split, transforms, **kwargs)
 
     def _index(self) -> ArchiveIndex:
         images = self.root / self.IMAGES_DIR

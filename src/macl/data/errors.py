@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from macl.errors import MaclError
 
-class DatasetNotFoundError(FileNotFoundError):
+
+class DatasetNotFoundError(MaclError, FileNotFoundError):
     """The archive is not under ``root``: says where we looked and what to put there (or ``download=True``)."""
 
     def __init__(self, name: str, root: Path | str, expected: str, downloadable: bool = False) -> None:
@@ -13,7 +15,7 @@ class DatasetNotFoundError(FileNotFoundError):
         super().__init__(f"{name} not found in {Path(root).resolve()}: expected {expected}. Put it there{how}.")
 
 
-class CorruptImageError(OSError):
+class CorruptImageError(MaclError, OSError):
     """An image file that cannot be decoded (truncated, not an image, unsupported format)."""
 
     def __init__(self, path: Path | str, reason: str) -> None:
@@ -21,7 +23,7 @@ class CorruptImageError(OSError):
         super().__init__(f"cannot read image {self.path}: {reason}")
 
 
-class LabelFileError(ValueError):
+class LabelFileError(MaclError, ValueError):
     """A label table that does not match the expected format; names the file, line and column."""
 
     def __init__(self, path: Path | str, problem: str, line: int | None = None) -> None:
@@ -30,5 +32,5 @@ class LabelFileError(ValueError):
         super().__init__(f"{where}: {problem}")
 
 
-class ChecksumError(OSError):
+class ChecksumError(MaclError, OSError):
     """A downloaded or local archive whose checksum differs from the published one."""

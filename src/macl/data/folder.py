@@ -15,7 +15,7 @@ header and the first row:
   name). An empty cell is an image with no label. The classes are the names used, sorted.
 
 A ``split`` column (values ``train``, ``val``, ``test``) fixes the split; without one the base class
-draws the seeded split and stores it in ``root``.
+draws the seeded split and stores it in ``root`` (or ``split_dir``).
 
 Policies, chosen so that a mistake in the table fails loudly while a folder may hold other files:
 an image that no row names is ignored (not part of the archive); a row naming a missing image, two rows
@@ -32,6 +32,7 @@ import re
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 import numpy as np
 
@@ -210,9 +211,11 @@ class FolderArchive(MultiLabelDataset):
 
     Args:
         root: folder holding the images, in any sub-folders.
+        split, transforms: as in :class:`~macl.data.base.MultiLabelDataset`.
         labels_file: the label table, relative to ``root`` or absolute.
-        split, transforms, download, checksum, on_bad, split_seed: as in :class:`MultiLabelDataset`
-            (there is nothing to download: ``download=True`` raises).
+        **kwargs: the remaining arguments of :class:`~macl.data.base.MultiLabelDataset` (``download``,
+            ``checksum``, ``on_bad``, ``split_seed``, ``split_dir``), passed on unchanged (there is nothing
+            to download: ``download=True`` raises when the archive is missing).
     """
 
     name = "folder archive"
@@ -220,17 +223,15 @@ class FolderArchive(MultiLabelDataset):
     def __init__(
         self,
         root: Path | str,
-        labels_file: Path | str = "labels.csv",
         split: str = "train",
         transforms: Transform | None = None,
-        download: bool = False,
-        checksum: bool = False,
-        on_bad: str = "raise",
-        split_seed: int = 0,
+        *,
+        labels_file: Path | str = "labels.csv",
+        **kwargs: Any,
     ) -> None:
         self.labels_file = Path(root) / labels_file
         self._table_splits: dict[str, list[str]] | None = None
-        super().__init__(root, split, transforms, download, checksum, on_bad, split_seed)
+        super().__init__(root, split, transforms, **kwargs)
 
     def _index(self) -> ArchiveIndex:
         if not self.root.is_dir() or not self.labels_file.is_file():

@@ -52,15 +52,6 @@ def _to_rgb8(img: Image.Image) -> np.ndarray:
     return np.asarray(img.convert("RGB"), dtype=np.uint8)
 
 
-def find_image(folder: Path, stem: str) -> Path | None:
-    """The file in ``folder`` named ``stem`` plus any image extension (case-insensitive), if there is one."""
-    for ext in IMAGE_EXTENSIONS:
-        for candidate in (folder / f"{stem}{ext}", folder / f"{stem}{ext.upper()}"):
-            if candidate.is_file():
-                return candidate
-    return None
-
-
 def image_stem(name: str) -> str:
     """``name`` without an image extension, if it has one (label files list ``x`` or ``x.tif``)."""
     stem, ext = os.path.splitext(name)

@@ -1,10 +1,11 @@
-"""Figures of samples: one image with its labels, or a grid of several."""
+"""Figures of samples: one image with its labels, a grid of several, or a sample sheet that shows every label."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import torch
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
@@ -66,3 +67,41 @@ def plot_grid(dataset: Any, indices: Sequence[int], ncols: int = 4, suptitle: st
         fig.suptitle(suptitle)
     fig.tight_layout()
     return fig
+
+
+def example_indices(label_matrix: np.ndarray, n: int = 16) -> list[int]:
+    """``n`` items that together show as many labels as possible, rarest labels first.
+
+    Greedy: while some label is not shown, take the rarest one and, among the items carrying it, the one
+    that adds the most labels not yet shown (the lowest index on ties); then fill up with the items whose
+    label sets are furthest (in Jaccard distance) from those already chosen. A sample sheet drawn at random
+    would show no airplane or ship.
+    """
+    labels = np.asarray(label_matrix, dtype=bool)
+    counts = labels.sum(0)
+    chosen: list[int] = []
+    shown = np.zeros(labels.shape[1], dtype=bool)
+    while len(chosen) < n:
+        missing = np.flatnonzero(~shown & (counts > 0))
+        if missing.size == 0:
+            break
+        rarest = missing[np.argmin(counts[missing])]
+        carriers = np.flatnonzero(labels[:, rarest])
+        carriers = carriers[~np.isin(carriers, chosen)]
+        best = int(carriers[np.argmax((labels[carriers] & ~shown).sum(1))])
+        chosen.append(best)
+        shown |= labels[best]
+    as_float = labels.astype(np.float32)
+    while len(chosen) < min(n, len(labels)):
+        shared = as_float @ as_float[chosen].T if chosen else np.zeros((len(labels), 1), np.float32)
+        sizes = as_float.sum(1)
+        union = sizes[:, None] + (sizes[chosen][None, :] if chosen else 0) - shared
+        distance = (1 - shared / np.maximum(union, 1)).min(1)
+        distance[chosen] = -1
+        chosen.append(int(np.argmax(distance)))
+    return sorted(chosen)
+
+
+def plot_examples(dataset: Any, n: int = 16, ncols: int = 4, suptitle: str | None = None) -> Figure:
+    """A sample sheet of ``dataset`` (any archive) whose ``n`` items show every label (:func:`plot_grid`)."""
+    return plot_grid(dataset, example_indices(dataset.label_matrix, n), ncols=ncols, suptitle=suptitle)

@@ -23,8 +23,9 @@ more often than their share and some common ones not at all.
 ``world_size`` and process ``rank`` takes batches ``rank, rank + world_size, …`` — every process runs
 the same number of steps on batches that are label-aware on their own.
 
-**Resuming.** ``set_epoch(epoch, start_batch=k)`` skips the first ``k`` batches of that epoch, so a run
-resumed from a mid-epoch checkpoint sees exactly the batches it had not seen.
+**Resuming.** The batches of an epoch depend only on ``(seed, epoch)``, so the sampler has no state to
+checkpoint: a run resumed at an epoch boundary calls ``set_epoch(epoch)`` and replays the very batches an
+uninterrupted run would have drawn.
 """
 
 from __future__ import annotations
@@ -76,7 +77,7 @@ class LabelAwareBatchSampler(Sampler[list[int]]):
         self.complete_pairs = complete_pairs
         self.num_batches = num_batches or math.ceil(matrix.shape[0] / batch_size)
         self.seed, self.rank, self.world_size = seed, rank, world_size
-        self.epoch, self.start_batch = 0, 0
+        self.epoch = 0
         self.counts = matrix.sum(0)
         self.weights = self._image_weights()
 
@@ -88,9 +89,9 @@ class LabelAwareBatchSampler(Sampler[list[int]]):
         per_image = np.where(self.labels.any(axis=1), per_image, commonest)
         return per_image / per_image.sum()
 
-    def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
-        """Select the epoch (each has its own draw) and how many of its batches were already consumed."""
-        self.epoch, self.start_batch = epoch, start_batch
+    def set_epoch(self, epoch: int) -> None:
+        """Select the epoch that iterating yields (each epoch has its own draw)."""
+        self.epoch = epoch
 
     def epoch_batches(self, epoch: int) -> list[list[int]]:
         """Every batch of ``epoch`` over all processes, before the split by rank."""
@@ -136,16 +137,7 @@ class LabelAwareBatchSampler(Sampler[list[int]]):
         return batch
 
     def __iter__(self) -> Iterator[list[int]]:
-        batches = self.epoch_batches(self.epoch)[self.rank :: self.world_size]
-        yield from batches[self.start_batch :]
+        yield from self.epoch_batches(self.epoch)[self.rank :: self.world_size]
 
     def __len__(self) -> int:
-        return math.ceil(self.num_batches / self.world_size) - self.start_batch
-
-    def state_dict(self) -> dict[str, int]:
-        """What a checkpoint needs to rebuild the same batches (the labels come from the dataset)."""
-        return {"epoch": self.epoch, "start_batch": self.start_batch, "seed": self.seed}
-
-    def load_state_dict(self, state: dict[str, int]) -> None:
-        self.seed = state["seed"]
-        self.set_epoch(state["epoch"], state["start_batch"])
+        return math.ceil(self.num_batches / self.world_size)

@@ -43,7 +43,12 @@ class MultiHotTable:
 
     @classmethod
     def read(cls, path: Path | str, *, delimiter: str | None = None, id_column: int = 0) -> MultiHotTable:
-        """Parse a delimited text file; ``delimiter=None`` picks tab, comma or semicolon from the header."""
+        """Parse a delimited text file; ``delimiter=None`` picks tab, comma or semicolon from the header.
+
+        Raises :class:`LabelFileError` naming the file and line for: an empty file, a header that is missing
+        (a data row in its place), has no label column or repeats a name; a row with the wrong number of
+        columns, an empty or repeated image name, or a value other than 0/1.
+        """
         path = Path(path)
         return cls.from_rows(path, read_rows(path, delimiter=delimiter), id_column=id_column)
 
@@ -110,19 +115,6 @@ class MultiHotTable:
             raise LabelFileError(path, "no rows after the header; expected one row per image", header_line)
         labels = np.asarray(values, dtype=np.uint8).reshape(len(ids), len(classes))
         return cls(path, ids, classes, labels, lines, header_line)
-
-
-def read_multihot_table(
-    path: Path | str, *, delimiter: str | None = None, id_column: int = 0
-) -> tuple[list[str], tuple[str, ...], np.ndarray]:
-    """``(ids, classes, labels)`` of a delimited multi-hot table (see :meth:`MultiHotTable.read`).
-
-    Raises :class:`LabelFileError` naming the file and line for: an empty file, a header that is missing
-    (a data row in its place), has no label column or repeats a name; a row with the wrong number of
-    columns, an empty or repeated image name, or a value other than 0/1.
-    """
-    table = MultiHotTable.read(path, delimiter=delimiter, id_column=id_column)
-    return table.ids, table.classes, table.labels
 
 
 def read_rows(path: Path | str, *, delimiter: str | None = None) -> list[Row]:

@@ -6,15 +6,22 @@ labelled object (a ship, a car) to an aggressive crop, turning its labels into n
 moderate: land-cover classes are partly defined by colour (water vs grass).
 
 All transforms act on the sample dict of :class:`macl.data.base.MultiLabelDataset` and change only its
-``'image'`` (float 3×H×W in [0, 1]).
+``'image'`` (float 3×H×W in [0, 1]). They are applied by wrapping a dataset (:class:`Transformed`), never
+by setting a shared dataset's ``transforms``: one decoded archive serves training views, evaluation and
+several benchmark cells at once. Evaluation needs no transform here: images are resized once, the
+same way everywhere (:func:`macl.data.cache.resize_image`).
 """
 
 from __future__ import annotations
 
+from typing import Any
+
+import numpy as np
 import torch
+from torch.utils.data import Dataset
 from torchvision.transforms import v2
 
-from macl.data.base import Sample
+from macl.data.base import Sample, Transform
 
 
 class RandomRotate90(torch.nn.Module):
@@ -36,11 +43,6 @@ def train_augmentation(size: int, crop_scale: tuple[float, float] = (0.5, 1.0), 
             v2.RandomApply([v2.ColorJitter(jitter, jitter, jitter, jitter / 4)], p=0.8),
         ]
     )
-
-
-def eval_transform(size: int) -> v2.Compose:
-    """Resize the whole image to ``size``×``size`` (no crop: retrieval must see every labelled object)."""
-    return v2.Compose([v2.Resize((size, size), antialias=True)])
 
 
 class OnImage:
@@ -80,3 +82,31 @@ def views_to_batch(images: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Te
     """(B, V, 3, H, W), (B, C) → view-major (V·B, 3, H, W), (V·B, C): item ``m`` is image ``m mod B``."""
     b, v = images.shape[:2]
     return images.transpose(0, 1).reshape(v * b, *images.shape[2:]), labels.repeat(v, 1)
+
+
+class Transformed(Dataset[Sample]):
+    """A view of ``dataset`` whose samples pass through ``transform``; the dataset itself is untouched.
+
+    ``classes``, ``ids`` and ``label_matrix`` are the wrapped dataset's (what samplers and losses read).
+    """
+
+    def __init__(self, dataset: Any, transform: Transform) -> None:
+        self.dataset, self.transform = dataset, transform
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return tuple(self.dataset.classes)
+
+    @property
+    def ids(self) -> list[str]:
+        return list(self.dataset.ids)
+
+    @property
+    def label_matrix(self) -> np.ndarray:
+        return np.asarray(self.dataset.label_matrix)
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> Sample:
+        return self.transform(self.dataset[index])

@@ -31,7 +31,7 @@ import logging
 import os
 import tempfile
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -103,9 +103,11 @@ class WHDLD(MultiLabelDataset):
     """WHDLD with labels derived from its masks (module docstring).
 
     Args:
+        root, split, transforms: as in :class:`~macl.data.base.MultiLabelDataset`.
         min_pixel_fraction: share of a mask's pixels a class must cover to be a label, in [0, 1];
             0 (default) counts any pixel.
-        Others: as in :class:`MultiLabelDataset`.
+        **kwargs: the remaining arguments of :class:`~macl.data.base.MultiLabelDataset` (``download``,
+            ``checksum``, ``on_bad``, ``split_seed``, ``split_dir``), passed on unchanged.
     """
 
     name = "WHDLD"
@@ -124,16 +126,14 @@ class WHDLD(MultiLabelDataset):
         root: Path | str,
         split: str = "train",
         transforms: Transform | None = None,
-        download: bool = False,
-        checksum: bool = False,
-        on_bad: str = "raise",
-        split_seed: int = 0,
+        *,
         min_pixel_fraction: float = 0.0,
+        **kwargs: Any,
     ) -> None:
         if not 0.0 <= min_pixel_fraction <= 1.0:
             raise ValueError(f"min_pixel_fraction must be in [0, 1]; got {min_pixel_fraction}")
         self.min_pixel_fraction = min_pixel_fraction
-        super().__init__(root, split, transforms, download, checksum, on_bad, split_seed)
+        super().__init__(root, split, transforms, **kwargs)
 
     def _index(self) -> ArchiveIndex:
         images_dir, masks_dir = self.root / self.IMAGES_DIR, self.root / self.MASKS_DIR

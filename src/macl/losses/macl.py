@@ -1,7 +1,8 @@
 """MACL: Multi-label Adaptive Contrastive Learning (Amir & Aptoula, arXiv 2512.16294), reconstructed.
 
-The authors released neither code nor readable equations. This is the project's specification
-(``docs/method.md``): MulSupCon's label-level anchors plus
+The authors released neither code nor readable equations. This follows the project's MACL
+specification (kept beside the repository; ``docs/losses.md`` restates what is implemented):
+MulSupCon's label-level anchors plus
 
 * **PLR** (pairwise label reweighting): a positive's weight is the rarity-weighted Jaccard of the two
   label sets, ``w_ip = Σ_{c∈Y_i∩Y_p} r_c / Σ_{c∈Y_i∪Y_p} r_c``;
@@ -47,7 +48,7 @@ class MACLLoss(ContrastiveLoss):
         t_min, t_max: bounds of every temperature.
         reduction: ``'label'`` or ``'sample'``, as :class:`MulSupConLoss`.
 
-    The defaults are method.md's suggested starting values, and they are poor: pair-level DTS with
+    The defaults are the specification's suggested starting values, and they are poor: pair-level DTS with
     positive ``alpha`` hurts retrieval badly on UC Merced. The settings chosen on its validation split
     (``pair_weighting=False, weighted=True, alpha=-0.4, beta=0.5`` with the label-aware sampler) are
     frozen in ``configs/ucm.yaml``; docs/results.md has the ablations behind them.

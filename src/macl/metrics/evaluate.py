@@ -71,6 +71,8 @@ class RetrievalReport:
 
     ``metrics`` holds means over the queries where each metric is defined; ``per_query`` holds the
     per-query values behind them (NaN where undefined), in query order, for paired significance tests.
+    ``top`` holds, when asked for (``top_k``), each query's first database indices of the very ranking the
+    metrics were computed on — what a retrieval grid shows.
     """
 
     metrics: dict[str, float]
@@ -79,6 +81,7 @@ class RetrievalReport:
     n_queries: int
     n_queries_without_relevant: int
     per_query: dict[str, np.ndarray] = field(repr=False)
+    top: np.ndarray | None = field(default=None, repr=False)
 
     def to_dict(self, include_per_query: bool = False) -> dict[str, object]:
         """A JSON-serialisable dict; NaN becomes ``None`` because strict JSON has no NaN.
@@ -311,6 +314,7 @@ def evaluate_retrieval(
     label_freq: torch.Tensor | np.ndarray | None = None,
     label_names: Sequence[str] | None = None,
     max_chunk_bytes: int = 512 * 2**20,
+    top_k: int = 0,
 ) -> RetrievalReport:
     """Rank the database for every query by cosine similarity and compute every retrieval metric.
 
@@ -328,6 +332,8 @@ def evaluate_retrieval(
             default: computed from the database labels.
         label_names: ``C`` names for ``per_label_ap``; default ``label_0 …``.
         max_chunk_bytes: memory budget of one chunk of queries (at least one query per chunk).
+        top_k: also return each query's first ``top_k`` database indices (``report.top``, (Q, top_k),
+            ``-1`` past the end of a short ranking).
 
     Ranking is by cosine similarity, descending; equal similarities are ordered by database index (a
     stable sort), so results are deterministic. Similarities are computed in float64 when either
@@ -349,6 +355,8 @@ def evaluate_retrieval(
         raise ValueError(f"rare_threshold must lie in [0, 1], got {rare_threshold}")
     if max_chunk_bytes < 1:
         raise ValueError(f"max_chunk_bytes must be positive, got {max_chunk_bytes}")
+    if top_k < 0:
+        raise ValueError(f"top_k must not be negative, got {top_k}")
     names = _label_names(label_names, n_labels)
     frequency = _frequencies(label_freq, d_labels)
 
@@ -363,12 +371,14 @@ def evaluate_retrieval(
     label_ap = torch.full((n_queries, n_labels), math.nan, dtype=torch.float64, device=device)
     db_labels_t = d_labels.T.contiguous()
     db_count = d_labels.sum(1)
+    top = torch.full((n_queries, top_k), -1, dtype=torch.int64, device=device)
     # Queries with and without an excluded item have rankings of different lengths: one group each.
     for has_exclusion in (True, False):
         rows = torch.nonzero(excluded == has_exclusion).flatten()
         for start in range(0, rows.numel(), chunk_size):
             sel = rows[start : start + chunk_size]
             order = _rank(query_unit[sel], db_unit, index[sel] if has_exclusion else None)
+            top[sel, : min(top_k, order.shape[1])] = order[:, :top_k]
             values, chunk_label_ap = _chunk_metrics(order, q_labels[sel], db_labels_t, db_count, cutoffs, thresholds)
             label_ap[sel] = chunk_label_ap
             for key, value in values.items():
@@ -387,4 +397,5 @@ def evaluate_retrieval(
         n_queries=n_queries,
         n_queries_without_relevant=int(per_query["map"].isnan().sum()),
         per_query={key: values.cpu().numpy() for key, values in per_query.items()},
+        top=top.cpu().numpy() if top_k else None,
     )
