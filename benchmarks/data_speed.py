@@ -21,7 +21,7 @@ import torchvision
 from torch.utils.data import DataLoader
 
 from macl.data.cache import CachedArchive
-from macl.data.transforms import MultiView, train_augmentation
+from macl.data.transforms import MultiView, Transformed, train_augmentation
 from macl.data.ucm import UCMerced
 
 DEFAULT_ROOT = Path(__file__).resolve().parents[2] / "shared" / "data" / "ucm-multilabel"
@@ -65,7 +65,7 @@ def main() -> None:
         views = MultiView(train_augmentation(size))
         files = UCMerced(args.root, split="train", transforms=views)
         start = time.perf_counter()
-        cached = CachedArchive(files, size=size + size // 4, transforms=views)
+        cached = Transformed(CachedArchive(files, size=size + size // 4), views)
         build = time.perf_counter() - start
         model = model_rate(size)
         for source, dataset in (("decode", files), ("cache", cached)):

@@ -24,11 +24,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from macl.data.cache import CachedArchive
+from macl.config import TrainConfig
+from macl.data.cache import CachedArchive, ResizedArchive
 from macl.data.synthetic import SyntheticAerial
-from macl.data.transforms import OnImage, eval_transform, views_to_batch
+from macl.data.transforms import views_to_batch
+from macl.embedding import embed
 from macl.index import RetrievalIndex
-from macl.train import TrainConfig, Trainer, embed
+from macl.train import Trainer
 
 
 def training_rates(image_size: int, batch_size: int, steps: int) -> dict[str, float]:
@@ -63,9 +65,8 @@ def training_rates(image_size: int, batch_size: int, steps: int) -> dict[str, fl
             for _ in range(steps):
                 step()
             rates[name] = steps * batch_size / (time.perf_counter() - start)
-        data.transforms = OnImage(eval_transform(image_size))
         start = time.perf_counter()
-        embed(trainer.model, data, batch_size=128)
+        embed(trainer.model, ResizedArchive(data, image_size), batch_size=128)
         rates["embedding"] = len(data) / (time.perf_counter() - start)
     rates["loop_vs_bare"] = rates["full_loop"] / rates["bare_model"]
     return rates

@@ -4,18 +4,20 @@ finished cells are skipped, identical cells are shared between studies, and the 
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from macl.bench.runner import ArchiveCache, run_study
+from macl import pipeline
+from macl.archive import ArchiveSplits
+from macl.bench.runner import cell_dir, run_study
 from macl.bench.studies import PRESETS, UNTRAINED, cell_key, resolve_train, studies
 from macl.bench.summary import paired_test, summarize_study
 from macl.cli import main
-from macl.config import load_config
+from macl.config import BCE, load_config
 from macl.losses import LOSSES
-from macl.train import BCE
 
 ARCHIVE = ["--set", "dataset.args={num_images: 120, image_size: 32, seed: 3}", "--set", "train.batch_size=16"]
 
@@ -77,15 +79,13 @@ def test_interrupted_cell_resumes_from_its_checkpoint(tmp_path: Path) -> None:
     study = studies()["plr"]
     variant = study.variants[0]
     # train a 1-epoch run by hand into the cell folder, as if the 2-epoch cell had been killed after epoch 1
-    from macl.bench.runner import _train, cell_dir
-
     cfg = resolve_train(config, variant, "tiny", 0)
     assert cfg.epochs == PRESETS["tiny"]["epochs"] == 1
     folder = cell_dir(config, variant, "tiny", 0, tmp_path)
-    epochs: list[int] = []
-    trainer = _train(cfg, ArchiveCache(config), folder, lambda log: epochs.append(log.epoch))
+    splits = ArchiveSplits(config.dataset)
+    trainer = pipeline.train(replace(config, train=cfg, output=str(folder)), splits=splits, validate=False)
     assert (folder / "last.pt").is_file() and trainer.epoch == 1
-    results = run_study(config, study, "tiny", [0], tmp_path, log=lambda line: None)
+    results = run_study(config, study, "tiny", [0], tmp_path, splits=splits, log=lambda line: None)
     assert results["base"][0]["history"][0]["epoch"] == 1 and len(results["base"][0]["history"]) == 1
     assert not (folder / "last.pt").exists()
 

@@ -35,7 +35,7 @@ def macl(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
 
 
 def weights(path: Path) -> dict[str, torch.Tensor]:
-    return torch.load(path, map_location="cpu", weights_only=False)["model"]
+    return torch.load(path, map_location="cpu", weights_only=True)["model"]  # checkpoints hold no pickled code
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +51,7 @@ def runs(tmp_path_factory) -> dict[str, Path]:
         time.sleep(0.02)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    killed_at = torch.load(resumed / "last.pt", map_location="cpu", weights_only=False)["epoch"]
+    killed_at = torch.load(resumed / "last.pt", map_location="cpu", weights_only=True)["epoch"]
     macl("train", *TINY, "--set", f"output={resumed}", "--resume")
     return {"straight": straight, "resumed": resumed, "killed_at": killed_at}
 
@@ -92,7 +92,11 @@ def test_user_errors_are_one_line_and_exit_2(runs, tmp_path) -> None:
         (["search", *common, "--image", str(tmp_path / "nope.png")], "nope.png"),
         (["evaluate", *common, "--checkpoint", str(tmp_path / "missing.pt")], "missing.pt"),
         (["train", "--config", str(tmp_path / "absent.yaml")], "absent.yaml"),
-        (["train", "--set", "train.epoch=3"], "unknown train option"),
+        (["train", "--set", "train.epoch=3"], "did you mean train.epochs?"),
+        (["train", "--set", "train.lr=abc"], "train.lr: expected"),
+        (["train", "--set", "evaluate.rare_treshold=0.2"], "did you mean evaluate.rare_threshold?"),
+        (["train", "--set", "index.k=0"], "index.k"),
+        (["search", *common, "--labels", "water", "-k", "0"], "-k"),
     ]
     bad_index = tmp_path / "bad.index"
     bad_index.write_bytes(b"garbage")

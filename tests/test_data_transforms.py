@@ -7,8 +7,8 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from macl.data.cache import CachedArchive
-from macl.data.transforms import MultiView, OnImage, RandomRotate90, eval_transform, train_augmentation, views_to_batch
+from macl.data.cache import CachedArchive, ResizedArchive
+from macl.data.transforms import MultiView, RandomRotate90, Transformed, train_augmentation, views_to_batch
 from tiny_archive import TinyArchive, write_tiny_archive
 
 
@@ -56,11 +56,12 @@ def test_dataloader_collates_views(dataset) -> None:
 @pytest.mark.parametrize("on_disk", [False, True])
 def test_cache_serves_the_resized_images(dataset, tmp_path, on_disk) -> None:
     folder = tmp_path / "cache" if on_disk else None
-    cached = CachedArchive(dataset, size=10, transforms=OnImage(eval_transform(10)), folder=folder)
-    direct = OnImage(eval_transform(10))(dataset[5])
+    cached = CachedArchive(dataset, size=10, folder=folder)
+    direct = ResizedArchive(dataset, size=10)[5]  # one image at a time: the same tensor, bit for bit
     item = cached[5]
     assert item["id"] == direct["id"] and torch.equal(item["label"], direct["label"])
-    assert (item["image"] - direct["image"]).abs().max() <= 1 / 255 + 1e-6  # uint8 storage rounding
+    assert torch.equal(item["image"], direct["image"]) and item["image"].shape == (3, 10, 10)
+    assert 0 <= item["image"].min() and item["image"].max() <= 1
     assert cached.classes == dataset.classes and (cached.label_counts() == dataset.label_counts()).all()
     if on_disk:
         files = list(folder.glob("*.npy"))
@@ -68,3 +69,11 @@ def test_cache_serves_the_resized_images(dataset, tmp_path, on_disk) -> None:
         again = CachedArchive(dataset, size=10, folder=folder)  # reused, not rebuilt
         assert np.array_equal(np.asarray(again.images), np.asarray(cached.images))
         assert not list(folder.glob(".*"))  # no temporary left behind
+
+
+def test_transformed_wraps_without_touching_the_dataset(dataset) -> None:
+    before = dataset.transforms
+    views = Transformed(CachedArchive(dataset, size=12), MultiView(train_augmentation(8), n_views=3))
+    assert views[2]["image"].shape == (3, 3, 8, 8) and views[2]["id"] == dataset.ids[2]
+    assert len(views) == len(dataset) and views.classes == dataset.classes and views.ids == dataset.ids
+    assert dataset.transforms is before

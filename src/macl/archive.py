@@ -37,6 +37,14 @@ class ArchiveSplits:
             self._sized[split, side] = sized(self.raw(split), side)
         return self._sized[split, side]
 
+    def locate(self, splits: list[str]) -> dict[str, tuple[MultiLabelDataset, int]]:
+        """Where each image of ``splits`` lives: id → (split dataset, position), to draw a hit by its id."""
+        found: dict[str, tuple[MultiLabelDataset, int]] = {}
+        for split in splits:
+            dataset = self.raw(split)
+            found.update({image_id: (dataset, n) for n, image_id in enumerate(dataset.ids)})
+        return found
+
     @property
     def classes(self) -> tuple[str, ...]:
         return self.raw("train").classes

@@ -37,6 +37,16 @@ def _fail_unless(ok: bool, key: str, message: str) -> None:
         raise ConfigError(f"{key} {message}")
 
 
+def _check_options(given: dict[str, Any], allowed: set[str], prefix: str, owner: str) -> None:
+    """Every key of ``given`` (a loss's or an archive's keyword arguments) is one ``owner`` accepts."""
+    for key in given:
+        if key not in allowed:
+            raise ConfigError(
+                f"unknown key {prefix}{key} for {owner}{_suggest(key, allowed, prefix)}; "
+                f"its options: {', '.join(sorted(allowed))}"
+            )
+
+
 @dataclass
 class DatasetConfig:
     """Which archive (``name``, a key of :data:`macl.data.registry.ARCHIVES`), where, and its options."""
@@ -50,13 +60,7 @@ class DatasetConfig:
 
         if self.name not in ARCHIVES:
             raise ConfigError(f"dataset.name: unknown dataset {self.name!r}{_suggest(self.name, ARCHIVES)}")
-        allowed = archive_options(self.name)
-        for key in self.args:
-            if key not in allowed:
-                raise ConfigError(
-                    f"unknown key dataset.args.{key} for dataset {self.name!r}"
-                    f"{_suggest(key, allowed, 'dataset.args.')}; its options: {', '.join(sorted(allowed))}"
-                )
+        _check_options(self.args, archive_options(self.name), "dataset.args.", f"dataset {self.name!r}")
 
 
 @dataclass
@@ -110,15 +114,12 @@ class TrainConfig:
         losses = (*LOSSES, BCE)
         _fail_unless(self.loss in losses, "train.loss", f"must be one of {sorted(losses)}; got {self.loss!r}")
         if self.loss != BCE:
-            allowed = loss_options(self.loss)
-            for key in self.loss_args:
-                if key not in allowed:
-                    raise ConfigError(
-                        f"unknown key train.loss_args.{key} for loss {self.loss!r}"
-                        f"{_suggest(key, allowed, 'train.loss_args.')}; its options: {', '.join(sorted(allowed))}"
-                    )
-        choices = {"optimizer": ("adamw", "sgd"), "embedding": ("backbone", "projection")}
-        choices["normalization"] = NORMALIZATIONS
+            _check_options(self.loss_args, loss_options(self.loss), "train.loss_args.", f"loss {self.loss!r}")
+        choices: dict[str, tuple[str, ...]] = {
+            "optimizer": ("adamw", "sgd"),
+            "embedding": ("backbone", "projection"),
+            "normalization": NORMALIZATIONS,
+        }
         for key, allowed_values in choices.items():
             value = getattr(self, key)
             _fail_unless(value in allowed_values, f"train.{key}", f"must be one of {allowed_values}; got {value!r}")

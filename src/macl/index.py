@@ -90,7 +90,7 @@ class RetrievalIndex:
         self.dim, self.backend = dim, backend
         self.label_names = tuple(label_names)
         self.model_hash = model_hash
-        self.params = {"hnsw_m": hnsw_m, "ef_search": ef_search, "nlist": nlist, "nprobe": nprobe}
+        self.hnsw_m, self.ef_search, self.nlist, self.nprobe = hnsw_m, ef_search, nlist, nprobe
         self.ids: list[str] = []
         self._emb = np.empty((0, dim), dtype=np.float32)
         self._labels = np.empty((0, len(self.label_names)), dtype=np.uint8)
@@ -149,16 +149,16 @@ class RetrievalIndex:
         if self.backend == "exact":
             return faiss.IndexFlatIP(self.dim)
         if self.backend == "hnsw":
-            index = faiss.IndexHNSWFlat(self.dim, self.params["hnsw_m"], faiss.METRIC_INNER_PRODUCT)
-            index.hnsw.efSearch = self.params["ef_search"]
-            return index
+            graph = faiss.IndexHNSWFlat(self.dim, self.hnsw_m, faiss.METRIC_INNER_PRODUCT)
+            graph.hnsw.efSearch = self.ef_search
+            return graph
         n = training.shape[0]
-        nlist = self.params["nlist"] or max(1, int(4 * np.sqrt(n)))
+        nlist = self.nlist or max(1, int(4 * np.sqrt(n)))
         nlist = min(nlist, max(1, n // 39))  # faiss wants >= 39 training points per list
-        index = faiss.IndexIVFFlat(faiss.IndexFlatIP(self.dim), self.dim, nlist, faiss.METRIC_INNER_PRODUCT)
-        index.train(training)
-        index.nprobe = min(self.params["nprobe"], nlist)
-        return index
+        ivf = faiss.IndexIVFFlat(faiss.IndexFlatIP(self.dim), self.dim, nlist, faiss.METRIC_INNER_PRODUCT)
+        ivf.train(training)
+        ivf.nprobe = min(self.nprobe, nlist)
+        return ivf
 
     # --- searching -----------------------------------------------------------------------------------
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -227,7 +227,7 @@ class RetrievalIndex:
             "backend": self.backend,
             "label_names": list(self.label_names),
             "model_hash": self.model_hash,
-            "params": self.params,
+            "params": {"hnsw_m": self.hnsw_m, "ef_search": self.ef_search, "nlist": self.nlist, "nprobe": self.nprobe},
         }
         graph = faiss.serialize_index(self._built()) if self.backend != "exact" else np.empty(0, np.uint8)
         with atomic_write(path) as fh:

@@ -11,6 +11,8 @@ is allowed: it shares nothing with anyone, and its Jaccard/cosine with anything 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import torch
 from torch import Tensor
@@ -108,7 +110,7 @@ def weighted_jaccard(a: Tensor, b: Tensor, weights: Tensor) -> Tensor:
     return shared / union
 
 
-def label_rarity(label_counts: Tensor, num_samples: int, gamma: float) -> Tensor:
+def label_rarity(label_counts: Sequence[float] | Tensor, num_samples: int, gamma: float) -> Tensor:
     """Label rarity ``r_c = ((N + 1) / (n_c + 1))^gamma``, divided by its mean over labels.
 
     Normalising to mean 1 keeps the overall loss scale independent of ``gamma`` and of the number of

@@ -122,6 +122,9 @@ class InputNormalization(nn.Module):
     travel in the encoder's ``config`` instead.
     """
 
+    mean: Tensor
+    std: Tensor
+
     def __init__(self, stats: Stats | None) -> None:
         super().__init__()
         self.stats = stats

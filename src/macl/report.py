@@ -41,7 +41,8 @@ HEADLINE = [
 ]
 
 
-def _read(path: Path) -> dict[str, Any] | None:
+def _read(path: Path) -> Any:
+    """A JSON results file of the run, or None where the run has not written it."""
     return json.loads(path.read_text()) if path.is_file() else None
 
 
@@ -86,10 +87,7 @@ def examples_figure(config: Config, index: RetrievalIndex, model: Encoder, queri
     splits = ArchiveSplits(config.dataset)
     query_split = splits.raw(config.protocol.queries)
     sized = splits.at(config.protocol.queries, config.train.image_size)
-    images = {}
-    for split in config.protocol.database:
-        ds = splits.raw(split)
-        images.update({i: (ds, n) for n, i in enumerate(ds.ids)})
+    images = splits.locate(config.protocol.database)
     freq = splits.raw("train").label_frequencies()
     rows = []
     for qi in pick_queries(query_split.label_matrix, freq, config.evaluate.rare_threshold, queries):

@@ -200,12 +200,15 @@ class Trainer:
             self.optimizer.step()
             self.scheduler.step()
             count += batch["label"].shape[0]
-            total += loss.item() * batch["label"].shape[0]
+            total += float(loss.item()) * batch["label"].shape[0]
             if on_step is not None:
                 on_step(loss.item(), count / (time.perf_counter() - start))
         self.epoch += 1
         log = EpochLog(
-            self.epoch, total / max(count, 1), count / (time.perf_counter() - start), self.scheduler.get_last_lr()[0]
+            self.epoch,
+            total / max(count, 1),
+            count / (time.perf_counter() - start),
+            float(self.scheduler.get_last_lr()[0]),
         )
         if self.validation is not None and (self.epoch % cfg.eval_every == 0 or self.epoch == cfg.epochs):
             log.val_map = self.validate()

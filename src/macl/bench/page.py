@@ -163,10 +163,7 @@ def grid_figure(config: Config, tops: dict[str, dict[str, Any]], n_queries: int 
     """The same test queries' top-6 under each method (seed 0); green frame: shares a label, red: none."""
     splits = ArchiveSplits(config.dataset)
     query_split = splits.raw(config.protocol.queries)
-    images: dict[str, tuple[Any, int]] = {}
-    for split in config.protocol.database:
-        ds = splits.raw(split)
-        images.update({image_id: (ds, n) for n, image_id in enumerate(ds.ids)})
+    images = splits.locate(config.protocol.database)
     freq = splits.raw("train").label_frequencies()
     rows = []
     for qi in pick_queries(query_split.label_matrix, freq, config.evaluate.rare_threshold, n_queries):

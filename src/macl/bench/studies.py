@@ -46,7 +46,7 @@ BASELINES = {
     "ntxent": "NT-Xent (self-supervised, labels unused)",
 }
 # method.md's suggested starting values: the "paper" setting of the reference study.
-SUGGESTED = {"tau": 0.1, "alpha": 0.5, "beta": 0.5, "gamma": 0.5, "dts": "pair", "pair_weighting": True}
+SUGGESTED: dict[str, Any] = {"tau": 0.1, "alpha": 0.5, "beta": 0.5, "gamma": 0.5, "dts": "pair", "pair_weighting": True}
 # The ablation base: MACL with PLR on, DTS off, plain (method.md's "PLR only" row).
 ABLATION_BASE = {"tau": 0.1, "alpha": 0.0, "beta": 0.0, "gamma": 0.5, "pair_weighting": True, "weighted": False}
 # Ablations and the reference table use random batches unless they ablate the sampler.

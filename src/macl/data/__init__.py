@@ -7,12 +7,14 @@ from macl.data.errors import ChecksumError, CorruptImageError, DatasetNotFoundEr
 from macl.data.folder import FolderArchive
 from macl.data.images import read_image
 from macl.data.mlaid import MLAID
+from macl.data.registry import ARCHIVES, open_archive
 from macl.data.sampler import LabelAwareBatchSampler
 from macl.data.synthetic import SyntheticAerial
 from macl.data.ucm import UCMerced
 from macl.data.whdld import WHDLD
 
 __all__ = [
+    "ARCHIVES",
     "DLRSD",
     "MLAID",
     "WHDLD",
@@ -27,5 +29,6 @@ __all__ = [
     "MultiLabelDataset",
     "SyntheticAerial",
     "UCMerced",
+    "open_archive",
     "read_image",
 ]

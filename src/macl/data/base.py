@@ -202,3 +202,34 @@ def _writable_split_dir(root: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     log.info("%s is read-only: the seeded split is stored in %s", root, folder)
     return folder
+
+
+class ArchiveView(Dataset[Sample]):
+    """Another dataset's items seen differently (resized, cached, augmented): the same ``classes``,
+    ``ids``, labels and length as ``dataset``, which is never modified.
+
+    Samplers and losses read the labels of whatever they are given, so every wrapper must expose them
+    exactly as the wrapped archive does; subclasses only define ``__getitem__``.
+    """
+
+    def __init__(self, dataset: Any) -> None:
+        self.dataset = dataset
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return tuple(self.dataset.classes)
+
+    @property
+    def ids(self) -> list[str]:
+        return list(self.dataset.ids)
+
+    @property
+    def label_matrix(self) -> np.ndarray:
+        return np.asarray(self.dataset.label_matrix)
+
+    def label_counts(self) -> np.ndarray:
+        """Images per label, (C,), as :meth:`MultiLabelDataset.label_counts`."""
+        return self.label_matrix.sum(0).astype(np.int64)
+
+    def __len__(self) -> int:
+        return len(self.dataset)

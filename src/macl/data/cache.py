@@ -20,10 +20,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
 from torchvision.transforms.v2 import functional as F
 
-from macl.data.base import MultiLabelDataset, Sample, Transform
+from macl.data.base import ArchiveView, MultiLabelDataset, Sample
 from macl.fileio import atomic_write
 
 
@@ -52,29 +51,15 @@ def decode_all(dataset: MultiLabelDataset, size: int) -> np.ndarray:
     return out
 
 
-class ResizedArchive(Dataset[Sample]):
+class ResizedArchive(ArchiveView):
     """``dataset`` with every image resized to ``size`` px on the fly, exactly as the decoded cache does.
 
     For embedding archives too large to decode into memory: items equal :class:`CachedArchive`'s.
     """
 
     def __init__(self, dataset: MultiLabelDataset, size: int) -> None:
-        self.dataset, self.size = dataset, size
-
-    @property
-    def classes(self) -> tuple[str, ...]:
-        return self.dataset.classes
-
-    @property
-    def ids(self) -> list[str]:
-        return self.dataset.ids
-
-    @property
-    def label_matrix(self) -> np.ndarray:
-        return self.dataset.label_matrix
-
-    def __len__(self) -> int:
-        return len(self.dataset)
+        super().__init__(dataset)
+        self.size = size
 
     def __getitem__(self, index: int) -> Sample:
         return {
@@ -84,17 +69,17 @@ class ResizedArchive(Dataset[Sample]):
         }
 
 
-class CachedArchive(Dataset[Sample]):
+class CachedArchive(ArchiveView):
     """A :class:`MultiLabelDataset` whose images are decoded once, at ``size`` px.
 
-    Items, ``classes``, ``ids``, ``label_matrix`` and the label statistics are those of the wrapped
-    dataset; ``transforms`` replaces the wrapped dataset's own.
+    Items are :func:`model_input` tensors (the wrapped dataset's own ``transforms`` are not applied; wrap
+    the cache in :class:`~macl.data.transforms.Transformed` to augment); ``classes``, ``ids``,
+    ``label_matrix`` and the label statistics are those of the wrapped dataset.
     """
 
-    def __init__(
-        self, dataset: MultiLabelDataset, size: int, transforms: Transform | None = None, folder: Path | None = None
-    ) -> None:
-        self.dataset, self.size, self.transforms = dataset, size, transforms
+    def __init__(self, dataset: MultiLabelDataset, size: int, folder: Path | None = None) -> None:
+        super().__init__(dataset)
+        self.size = size
         self.images = self._load(folder) if folder is not None else decode_all(dataset, size)
 
     def _load(self, folder: Path) -> np.ndarray:
@@ -107,28 +92,9 @@ class CachedArchive(Dataset[Sample]):
             raise ValueError(f"cache {path} has shape {images.shape}; delete it to rebuild")
         return images
 
-    @property
-    def classes(self) -> tuple[str, ...]:
-        return self.dataset.classes
-
-    @property
-    def ids(self) -> list[str]:
-        return self.dataset.ids
-
-    @property
-    def label_matrix(self) -> np.ndarray:
-        return self.dataset.label_matrix
-
-    def label_counts(self) -> np.ndarray:
-        return self.dataset.label_counts()
-
-    def __len__(self) -> int:
-        return len(self.dataset)
-
     def __getitem__(self, index: int) -> Sample:
-        sample: Sample = {
+        return {
             "image": model_input(torch.from_numpy(np.array(self.images[index]))),
             "label": torch.from_numpy(self.dataset.label_matrix[index].astype(np.float32)),
             "id": self.dataset.ids[index],
         }
-        return self.transforms(sample) if self.transforms is not None else sample

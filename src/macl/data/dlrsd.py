@@ -18,15 +18,16 @@ official split: ``train``/``val``/``test`` are the base class's stored seeded sp
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from macl.data.base import ArchiveIndex, MultiLabelDataset, Transform
+from macl.data.base import ArchiveIndex
 from macl.data.download import download_and_extract, expected_checksum
 from macl.data.errors import CorruptImageError, DatasetNotFoundError, LabelFileError
 from macl.data.images import scan_images
+from macl.data.masks import MaskLabelledDataset
 from macl.data.tables import MultiHotTable
 from macl.data.ucm import UCMerced, match_images
 
@@ -52,16 +53,13 @@ DLRSD_CLASSES = (
 _MASK_MODES = ("L", "P", "I", "I;16")  # single-channel modes whose values are the class indices
 
 
-class DLRSD(MultiLabelDataset):
+class DLRSD(MaskLabelledDataset):
     """DLRSD multi-labels over the UC Merced images; see the module docstring for layouts and options.
 
     Args:
-        root, split, transforms: as in :class:`~macl.data.base.MultiLabelDataset`.
-        min_pixel_fraction: only when labels are derived from masks: the share of a mask's pixels a class
-            must cover to count as present (0: any pixel). Small objects (cars, a ship) cover well under
-            1 % of a 256×256 tile, so raise it with care.
-        **kwargs: the remaining arguments of :class:`~macl.data.base.MultiLabelDataset` (``download``,
-            ``checksum``, ``on_bad``, ``split_seed``, ``split_dir``), passed on unchanged.
+        root, split, transforms, min_pixel_fraction, **kwargs: as in
+            :class:`~macl.data.masks.MaskLabelledDataset` (``min_pixel_fraction`` applies only when the
+            labels are derived from masks).
     """
 
     name = "DLRSD"
@@ -69,27 +67,13 @@ class DLRSD(MultiLabelDataset):
     IMAGES_DIR: ClassVar[str] = "DLRSD/Images"  # masks in the original layout, RGB images in torchgeo's
     XLSX_FILE: ClassVar[str] = "DLRSD/multi-labels.xlsx"
     CSV_FILE: ClassVar[str] = "DLRSD/multilabels.csv"
+    label_source: Path | None = None  # the csv, the xlsx or the mask folder, once indexed
 
     # torchgeo's rehost (torchgeo layout), pinned to a revision; checksum as published by torchgeo.
     URL: ClassVar[str] = (
         "https://hf.co/datasets/calebrob6/dlrsd/resolve/dcd622dd05f327cd0fd10951ad6cd7ba52d0e832/DLRSD.zip"
     )
     CHECKSUM: ClassVar[str | None] = "sha256:cb49d850855a7622c51b5f09dbdf98952e064b661f35cb105e8749513e75796f"
-
-    def __init__(
-        self,
-        root: Path | str,
-        split: str = "train",
-        transforms: Transform | None = None,
-        *,
-        min_pixel_fraction: float = 0.0,
-        **kwargs: Any,
-    ) -> None:
-        if not 0.0 <= min_pixel_fraction < 1.0:
-            raise ValueError(f"min_pixel_fraction must be in [0, 1); got {min_pixel_fraction}")
-        self.min_pixel_fraction = min_pixel_fraction
-        self.label_source: Path | None = None  # the csv, the xlsx or the mask folder, once indexed
-        super().__init__(root, split, transforms, **kwargs)
 
     def _index(self) -> ArchiveIndex:
         images = self.root / self.IMAGES_DIR

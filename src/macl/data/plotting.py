@@ -8,7 +8,6 @@ from typing import Any
 import numpy as np
 import torch
 from matplotlib.figure import Figure
-from matplotlib.patches import Rectangle
 
 
 def _label_names(label: torch.Tensor, classes: Sequence[str]) -> list[str]:
@@ -18,21 +17,6 @@ def _label_names(label: torch.Tensor, classes: Sequence[str]) -> list[str]:
 def _show(ax: Any, image: torch.Tensor) -> None:
     ax.imshow(image.detach().float().clamp(0, 1).permute(1, 2, 0).cpu().numpy())
     ax.set_axis_off()
-
-
-def show_hit(ax: Any, image: torch.Tensor, caption: str, relevant: bool | None, fontsize: float = 6.5) -> None:
-    """A retrieval panel: the image, its caption, and a frame — green if it shares a label with the
-    query, red if it shares none, no frame for the query itself (``relevant=None``)."""
-    if not image.is_floating_point():
-        image = image.float() / 255
-    ax.imshow(image.clamp(0, 1).permute(1, 2, 0).numpy())
-    ax.set_xticks([])
-    ax.set_yticks([])
-    ax.set_title(caption, fontsize=fontsize, wrap=True)
-    if relevant is not None:
-        h, w = image.shape[-2:]
-        colour = "limegreen" if relevant else "red"
-        ax.add_patch(Rectangle((0, 0), w - 1, h - 1, fill=False, lw=3, edgecolor=colour))
 
 
 def plot_sample(

@@ -82,7 +82,7 @@ def load_or_create_split(
             "delete the file to draw a new split"
         )
     assignment = stratified_split(labels, fractions, seed)
-    members = {name: [ids[i] for i in np.flatnonzero(assignment == k)] for k, name in enumerate(SPLITS)}
+    members = {name: [ids[i] for i in np.flatnonzero(assignment == k).tolist()] for k, name in enumerate(SPLITS)}
     payload = {"seed": seed, "fractions": list(fractions), **members}
     with atomic_write(path) as fh:
         fh.write(json.dumps(payload, indent=1).encode())

@@ -83,9 +83,9 @@ class MultiHotTable:
         The one validator behind every reader: use it for rows that come from elsewhere (a sheet, a
         table whose other columns were set aside) so that they get the same checks and messages.
         """
-        rows = ((line, [cell.strip() for cell in cells]) for line, cells in rows)
-        rows = ((line, cells) for line, cells in rows if any(cells))  # blank lines carry nothing
-        first = next(rows, None)
+        stripped = ((line, [cell.strip() for cell in cells]) for line, cells in rows)
+        nonblank = ((line, cells) for line, cells in stripped if any(cells))  # blank lines carry nothing
+        first = next(nonblank, None)
         if first is None:
             raise LabelFileError(path, "the file is empty; expected a header row, then one row per image")
         header_line, header = first
@@ -95,7 +95,7 @@ class MultiHotTable:
         lines: list[int] = []
         values: list[list[int]] = []
         seen: dict[str, int] = {}
-        for line, cells in rows:
+        for line, cells in nonblank:
             cells = _trim(cells, len(header))
             if len(cells) != len(header):
                 raise LabelFileError(

@@ -16,12 +16,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import torch
-from torch.utils.data import Dataset
 from torchvision.transforms import v2
 
-from macl.data.base import Sample, Transform
+from macl.data.base import ArchiveView, Sample, Transform
 
 
 class RandomRotate90(torch.nn.Module):
@@ -43,19 +41,6 @@ def train_augmentation(size: int, crop_scale: tuple[float, float] = (0.5, 1.0), 
             v2.RandomApply([v2.ColorJitter(jitter, jitter, jitter, jitter / 4)], p=0.8),
         ]
     )
-
-
-class OnImage:
-    """Apply an image transform to ``sample['image']``; the labels and id pass through."""
-
-    def __init__(self, transform: torch.nn.Module) -> None:
-        self.transform = transform
-
-    def __call__(self, sample: Sample) -> Sample:
-        return {**sample, "image": self.transform(sample["image"])}
-
-    def __repr__(self) -> str:
-        return f"OnImage({self.transform!r})"
 
 
 class MultiView:
@@ -84,29 +69,12 @@ def views_to_batch(images: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Te
     return images.transpose(0, 1).reshape(v * b, *images.shape[2:]), labels.repeat(v, 1)
 
 
-class Transformed(Dataset[Sample]):
-    """A view of ``dataset`` whose samples pass through ``transform``; the dataset itself is untouched.
-
-    ``classes``, ``ids`` and ``label_matrix`` are the wrapped dataset's (what samplers and losses read).
-    """
+class Transformed(ArchiveView):
+    """A view of ``dataset`` whose samples pass through ``transform``; the dataset itself is untouched."""
 
     def __init__(self, dataset: Any, transform: Transform) -> None:
-        self.dataset, self.transform = dataset, transform
-
-    @property
-    def classes(self) -> tuple[str, ...]:
-        return tuple(self.dataset.classes)
-
-    @property
-    def ids(self) -> list[str]:
-        return list(self.dataset.ids)
-
-    @property
-    def label_matrix(self) -> np.ndarray:
-        return np.asarray(self.dataset.label_matrix)
-
-    def __len__(self) -> int:
-        return len(self.dataset)
+        super().__init__(dataset)
+        self.transform = transform
 
     def __getitem__(self, index: int) -> Sample:
         return self.transform(self.dataset[index])

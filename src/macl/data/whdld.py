@@ -27,19 +27,20 @@ WHDLD has no official split: the base class's seeded split is used.
 from __future__ import annotations
 
 import csv
+import io
 import logging
-import os
-import tempfile
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from macl.data.base import ArchiveIndex, MultiLabelDataset, Transform
+from macl.data.base import ArchiveIndex
 from macl.data.download import download_and_extract, expected_checksum
 from macl.data.errors import CorruptImageError, DatasetNotFoundError, LabelFileError
 from macl.data.images import IMAGE_EXTENSIONS
+from macl.data.masks import MaskLabelledDataset, labels_from_counts
+from macl.fileio import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +85,7 @@ def mask_pixel_counts(path: Path) -> np.ndarray:
     out = np.zeros(len(CLASSES), dtype=np.int64)
     for value, count in zip(values.tolist(), counts.tolist(), strict=True):
         if value not in columns:
+            code: dict[tuple[int, int, int], str] | dict[int, str]  # the code of this encoding
             if encoding == "colour":
                 shown, code = f"colour {(value >> 16, (value >> 8) & 255, value & 255)}", COLOURS
             else:
@@ -93,21 +95,12 @@ def mask_pixel_counts(path: Path) -> np.ndarray:
     return out
 
 
-def labels_from_counts(counts: np.ndarray, min_pixel_fraction: float) -> np.ndarray:
-    """(N, 6) 0/1: a class is present when it covers at least ``min_pixel_fraction`` of a mask (and a pixel)."""
-    total = counts.sum(1, keepdims=True)
-    return ((counts > 0) & (counts >= min_pixel_fraction * total)).astype(np.uint8)
-
-
-class WHDLD(MultiLabelDataset):
+class WHDLD(MaskLabelledDataset):
     """WHDLD with labels derived from its masks (module docstring).
 
     Args:
-        root, split, transforms: as in :class:`~macl.data.base.MultiLabelDataset`.
-        min_pixel_fraction: share of a mask's pixels a class must cover to be a label, in [0, 1];
-            0 (default) counts any pixel.
-        **kwargs: the remaining arguments of :class:`~macl.data.base.MultiLabelDataset` (``download``,
-            ``checksum``, ``on_bad``, ``split_seed``, ``split_dir``), passed on unchanged.
+        root, split, transforms, min_pixel_fraction, **kwargs: as in
+            :class:`~macl.data.masks.MaskLabelledDataset`.
     """
 
     name = "WHDLD"
@@ -120,20 +113,6 @@ class WHDLD(MultiLabelDataset):
     SOURCE: ClassVar[str] = "the WHDLD page of Zhenfeng Shao's group, Wuhan University (Shao et al., JSTARS 2020)"
     URL: ClassVar[str | None] = None
     CHECKSUM: ClassVar[str | None] = None  # unverified: no checksum is published
-
-    def __init__(
-        self,
-        root: Path | str,
-        split: str = "train",
-        transforms: Transform | None = None,
-        *,
-        min_pixel_fraction: float = 0.0,
-        **kwargs: Any,
-    ) -> None:
-        if not 0.0 <= min_pixel_fraction <= 1.0:
-            raise ValueError(f"min_pixel_fraction must be in [0, 1]; got {min_pixel_fraction}")
-        self.min_pixel_fraction = min_pixel_fraction
-        super().__init__(root, split, transforms, **kwargs)
 
     def _index(self) -> ArchiveIndex:
         images_dir, masks_dir = self.root / self.IMAGES_DIR, self.root / self.MASKS_DIR
@@ -194,13 +173,9 @@ def _read_counts(path: Path) -> dict[str, np.ndarray]:
 
 def _write_counts(path: Path, ids: list[str], counts: np.ndarray) -> None:
     """Write the cache atomically: a killed scan leaves no half-written file that would be trusted."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", newline="") as fh:
-            writer = csv.writer(fh)
-            writer.writerow(["id", *CLASSES])
-            writer.writerows([image_id, *row] for image_id, row in zip(ids, counts.tolist(), strict=True))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    text = io.StringIO(newline="")
+    writer = csv.writer(text)
+    writer.writerow(["id", *CLASSES])
+    writer.writerows([image_id, *row] for image_id, row in zip(ids, counts.tolist(), strict=True))
+    with atomic_write(path) as fh:
+        fh.write(text.getvalue().encode())

@@ -81,6 +81,7 @@ class MACLLoss(ContrastiveLoss):
                 f"alpha={alpha}, beta={beta} can make the DTS denominator 1 + alpha*J + beta*rho "
                 f"non-positive (down to {lowest:g}); every temperature must stay positive"
             )
+        self.rarity: Tensor
         self.register_buffer("rarity", label_rarity(label_counts, num_samples, gamma))
         self.num_samples = num_samples
         self.alpha, self.beta, self.gamma = alpha, beta, gamma

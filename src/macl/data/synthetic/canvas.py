@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from functools import lru_cache
-from typing import NamedTuple
+from typing import NamedTuple, overload
 
 import numpy as np
 
@@ -116,6 +116,10 @@ class Canvas:
     def chance(self, p: float) -> bool:
         return bool(self.rng.random() < p)
 
+    @overload
+    def uniform(self, lo: float, hi: float, n: None = None) -> float: ...
+    @overload
+    def uniform(self, lo: float, hi: float, n: int) -> np.ndarray: ...
     def uniform(self, lo: float, hi: float, n: int | None = None) -> float | np.ndarray:
         """A Python float (which, unlike a NumPy float64, keeps float32 arithmetic float32), or n float32s."""
         return float(self.rng.uniform(lo, hi)) if n is None else self.rng.uniform(lo, hi, n).astype(np.float32)
