@@ -162,10 +162,25 @@ def test_page_and_results_file(bench: Path, tmp_path: Path) -> None:
             assert set(v["test"]["vs_reference"]) == {"map", "ndcg_jac@10", "label_map_rare"}
     assert data["studies"]["tune"]["variants"] == []  # not run: listed, empty
     text = page.read_text()
-    assert "preset `tiny`" in text and "| mulsupcon |" in text
+    assert "preset `tiny`" in text and "| MulSupCon |" in text and "| NT-Xent" in text  # names a reader knows
     for figure in ("compare_bars.png", "per_label_ap.png", "ablation_plr.png", "retrieval_grids.png"):
         assert (page.parent / "figures" / "results" / figure).is_file(), figure
         assert f"figures/results/{figure}" in text
+    # Under the default config "plain MACL" is the config's MACL: one training run, shown once and said so.
+    same = {v["name"]: v["same_as"] for v in compare["variants"]}
+    assert same["plain-macl"] == "macl" and same["macl"] is None and same["mulsupcon"] is None
+    assert "is the same training run as *MACL (the config's settings)*" in text
+    assert "| plain MACL" not in text
+
+    # Re-rendering from the results file alone (no cells) gives the same page and numbers.
+    again, again_results = tmp_path / "again" / "results.md", tmp_path / "again.json"
+    args = ["bench-page", "--preset", "tiny", "--from-results", str(results), "--out", str(again)]
+    assert main([*args, "--results", str(again_results), *ARCHIVE]) == 0
+    assert json.loads(again_results.read_text())["studies"] == data["studies"]
+    rerendered = again.read_text().replace(str(again_results), str(results))
+    rerendered = rerendered.replace("from its results file", "from finished benchmark cells")
+    assert "## Retrieval grids" not in rerendered  # no top-6 lists in a results file, no grid figure beside it
+    assert rerendered.rstrip() == text.split("## Retrieval grids")[0].rstrip()
 
 
 def test_summary_of_a_study_without_its_reference_has_no_tests(bench: Path) -> None:

@@ -96,7 +96,6 @@ def test_user_errors_are_one_line_and_exit_2(runs, tmp_path) -> None:
         (["train", "--set", "train.lr=abc"], "train.lr: expected"),
         (["train", "--set", "evaluate.rare_treshold=0.2"], "did you mean evaluate.rare_threshold?"),
         (["train", "--set", "index.k=0"], "index.k"),
-        (["search", *common, "--labels", "water", "-k", "0"], "-k"),
     ]
     bad_index = tmp_path / "bad.index"
     bad_index.write_bytes(b"garbage")
@@ -109,3 +108,8 @@ def test_user_errors_are_one_line_and_exit_2(runs, tmp_path) -> None:
         assert result.returncode == 2, (args, result.stdout, result.stderr)
         assert culprit in result.stderr and "Traceback" not in result.stderr, result.stderr
         assert result.stderr.strip().count("\n") <= 2, result.stderr
+    # argparse's own errors keep its usage line, and exit 2 too
+    result = macl("search", *common, "--labels", "water", "-k", "0", check=False)
+    assert result.returncode == 2 and result.stderr.strip().splitlines()[-1].endswith(
+        "-k: expected a positive integer, got 0"
+    )

@@ -434,3 +434,19 @@ def test_cuda_tensors_match_cpu():
     )
     assert gpu.metrics == pytest.approx(cpu.metrics, abs=1e-12, nan_ok=True)
     assert gpu.per_label_ap == pytest.approx(cpu.per_label_ap, abs=1e-12, nan_ok=True)
+
+
+def test_top_k_is_the_ranking_the_metrics_scored():
+    # The tied reordering above ranks d0, then d4, d1, d2 (ties by database index), then d3 (see the map).
+    permutation = [0, 4, 1, 2, 3]
+    db = HAND_DB_EMB[permutation]
+    report = evaluate_retrieval(HAND_QUERY_EMB[:1], HAND_QUERY_LABELS[:1], db, HAND_DB_LABELS[permutation], top_k=3)
+    scores = np.asarray(db, dtype=np.float64) @ np.asarray(HAND_QUERY_EMB[0], dtype=np.float64)
+    expected = np.argsort(-scores / np.linalg.norm(np.asarray(db, dtype=np.float64), axis=1), kind="stable")[:3]
+    assert report.top is not None and report.top.shape == (1, 3)
+    assert report.top[0].tolist() == expected.tolist()
+    assert evaluate_retrieval(HAND_QUERY_EMB[:1], HAND_QUERY_LABELS[:1], db, HAND_DB_LABELS[permutation]).top is None
+    # leave-one-out: a query never appears in its own list; past the end of the database, -1
+    loo = evaluate_retrieval(LOO_EMB, LOO_LABELS, top_k=4)
+    assert all(q not in loo.top[q].tolist() for q in range(len(LOO_LABELS)))
+    assert (loo.top[:, 2:] == -1).all()

@@ -249,14 +249,26 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_bench_page(args: argparse.Namespace) -> int:
-    from macl.bench.page import GRID_METHODS, write_page
+    from macl.bench.page import GRID_METHODS, machine_description, write_page
     from macl.bench.runner import load_cell
     from macl.bench.studies import studies
-    from macl.bench.summary import summarize_study
+    from macl.bench.summary import relabel, summarize_study
     from macl.errors import MissingFileError
 
     config = _config(args)
     root = _bench_root(args, config)
+    page = args.out or root / "results.md"
+    config_path = str(args.config) if args.config else None
+    if args.from_results is not None:
+        if not args.from_results.is_file():
+            raise MissingFileError(f"results file {args.from_results} does not exist")
+        old = json.loads(args.from_results.read_text())
+        results = args.results or args.from_results
+        summaries = relabel(old["studies"], studies())
+        machine = "; ".join(part for part in old["machine"].split("; ") if part.strip(" ."))  # drop empty entries
+        write_page(config, config_path, args.preset, summaries, machine, {}, page, results, keep_grid=True)
+        console.print(f"wrote {page} and {results} from {args.from_results}")
+        return 0
     summaries, cells, tops = {}, [], {}
     for name, study in studies().items():
         found = {
@@ -268,10 +280,8 @@ def cmd_bench_page(args: argparse.Namespace) -> int:
             tops = {n: found[n][0]["test_top"] for n in GRID_METHODS if found.get(n) and found[n][0]["seed"] == 0}
     if not cells:
         raise MissingFileError(f"no finished benchmark cells under {root}; run 'macl bench' first")
-    page = args.out or root / "results.md"
     results = args.results or root / f"quality-{config.dataset.name}-{args.preset}.json"
-    config_path = str(args.config) if args.config else None
-    write_page(config, config_path, args.preset, summaries, cells, tops, page, results)
+    write_page(config, config_path, args.preset, summaries, machine_description(cells), tops, page, results)
     console.print(f"wrote {page} and {results} from {len(cells)} cells")
     return 0
 
@@ -327,6 +337,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--root", type=Path, help="benchmark folder (default <output>/bench-<preset>)")
     p.add_argument("--out", type=Path, help="the Markdown page (default <root>/results.md, figures beside it)")
     p.add_argument("--results", type=Path, help="results file (default <root>/quality-<dataset>-<preset>.json)")
+    p.add_argument(
+        "--from-results",
+        type=Path,
+        metavar="FILE",
+        help="re-render the page from a results file instead of cells (same numbers, today's labels; "
+        "the retrieval grid figure is kept, not redrawn)",
+    )
     p = add("selfcheck", cmd_selfcheck, "one-minute check of every loss on synthetic features (no images)", False)
     p.add_argument(
         "--losses",

@@ -114,7 +114,7 @@ def studies() -> dict[str, Study]:
         ),
         Study(
             "reference",
-            "method.md's reference table, reproduced (random batches)",
+            "The specification's reference table, reproduced (random batches)",
             (
                 Variant(UNTRAINED, "untrained network", {"loss": "mulsupcon", **RANDOM_BATCHES}),
                 _macl(
@@ -134,7 +134,7 @@ def studies() -> dict[str, Study]:
             ),
             reference="mulsupcon",
             figure="bars",
-            question="Does our code reproduce the reference run of method.md?",
+            question="Does our code reproduce the specification's reference run (method.md, in docs/findings.md)?",
         ),
         Study(
             "plr",

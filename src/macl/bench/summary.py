@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from macl.bench.studies import Study
+from macl.bench.studies import UNTRAINED, Study
 from macl.errors import MaclError
 
 # The metric table: (key, column title). Count-, cosine- and Jaccard-based relevance (method.md).
@@ -91,6 +91,30 @@ def summarize_variant(results: list[dict[str, Any]], split: str) -> dict[str, An
     }
 
 
+def same_run(train_config: dict[str, Any], trained: bool) -> str:
+    """What makes two variants one training run: identical settings (and both trained or both not)."""
+    return json.dumps([train_config, trained], sort_keys=True)
+
+
+def relabel(summaries: dict[str, dict[str, Any]], known: dict[str, Study]) -> dict[str, dict[str, Any]]:
+    """Summaries read from an older results file with today's study titles and variant labels, and
+    ``same_as`` marked where it was not recorded: the numbers are untouched."""
+    out = {}
+    for name, study in summaries.items():
+        definition = known.get(name)
+        labels = {v.name: v.label for v in definition.variants} if definition else {}
+        runs: dict[str, str] = {}
+        variants = []
+        for v in study["variants"]:
+            first = runs.setdefault(same_run(v["train_config"], v["name"] != UNTRAINED), v["name"])
+            variants.append(
+                {**v, "label": labels.get(v["name"], v["label"]), "same_as": first if first != v["name"] else None}
+            )
+        titles = {"title": definition.title, "question": definition.question} if definition else {}
+        out[name] = {**study, **titles, "variants": variants}
+    return out
+
+
 def summarize_study(study: Study, results: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
     """Every variant's val and test summaries and its paired tests against the study's reference."""
     reference = results.get(study.reference, [])
@@ -100,8 +124,7 @@ def summarize_study(study: Study, results: dict[str, list[dict[str, Any]]]) -> d
         cells = results.get(variant.name, [])
         if not cells:
             continue
-        run = json.dumps([cells[0]["train_config"], cells[0]["trained"]], sort_keys=True)
-        same_as = runs.setdefault(run, variant.name)
+        same_as = runs.setdefault(same_run(cells[0]["train_config"], cells[0]["trained"]), variant.name)
         entry: dict[str, Any] = {
             "name": variant.name,
             "label": variant.label,
