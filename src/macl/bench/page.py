@@ -1,8 +1,9 @@
-"""``macl bench-page``: the results file and ``docs/results.md`` with its figures, from finished cells.
+"""``macl bench-page``: the results file and the results page with its figures, from finished cells.
 
 Nothing here trains: it reads the cells that ``macl bench`` finished (any subset — a study still
 running shows what is done), writes the machine-readable results file, draws every figure and writes
-the page. Each figure carries the command that made it, and the page says which machine and preset
+the page (the repository's ``docs/results.md`` is one). A page can also be re-rendered from its
+results file alone (``--from-results``): the same numbers under today's labels. Each figure carries the command that made it, and the page says which machine and preset
 produced the numbers, so a reader can rerun any of it.
 """
 
