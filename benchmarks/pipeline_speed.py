@@ -29,7 +29,7 @@ from macl.data.cache import CachedArchive, ResizedArchive
 from macl.data.synthetic import SyntheticAerial
 from macl.data.transforms import views_to_batch
 from macl.embedding import embed
-from macl.index import RetrievalIndex
+from macl.index import create_index
 from macl.train import Trainer
 
 
@@ -89,7 +89,7 @@ def search_rates(items: int, dim: int = 512) -> list[dict[str, float]]:
     db, queries = clustered(items, dim, 0), clustered(1000, dim, 1)
     rows, truth = [], None
     for backend in ("exact", "hnsw", "ivf"):
-        index = RetrievalIndex(dim, backend)
+        index = create_index(backend, dim)
         start = time.perf_counter()
         index.add(db, [str(i) for i in range(items)])
         index.search(queries[:1], 10)  # builds (HNSW graph / IVF training) on first search

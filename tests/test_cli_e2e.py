@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from macl.index import RetrievalIndex
+from macl import pipeline
+from macl.index import FaissIndex, LabelFilter, open_index
 
 MACL = [sys.executable, "-m", "macl.cli"]
 TINY = [
@@ -68,11 +69,16 @@ def test_index_search_evaluate_report(runs) -> None:
     run = runs["straight"]
     common = [*TINY, "--set", f"output={run}"]
     macl("index", *common)
-    assert (run / "archive.index").is_file()
+    assert (run / "archive.index" / "meta.json").is_file()
     out = macl("search", *common, "--labels", "water", "-k", "3").stdout
     assert "top 3 for labels water" in out and "shares" in out
-    some_id = RetrievalIndex.load(run / "archive.index").ids[0]
+    index = open_index(run / "archive.index")
+    assert isinstance(index, FaissIndex)
+    some_id = index.ids[0]
     assert f"archive image {some_id}" in macl("search", *common, "--id", some_id, "-k", "2").stdout
+    assert "top 5 for archive image" in macl("search", *common, "--id", some_id, "-k", "5", "--require", "water").stdout
+    _, hits = pipeline.search(index, run / "best.pt", 5, image_id=some_id, where=LabelFilter(require=("water",)))
+    assert len(hits) == 5 and all("water" in hit.labels for hit in hits)
     macl("evaluate", *common, "--untrained")
     trained = json.loads((run / "metrics_trained.json").read_text())
     untrained = json.loads((run / "metrics_untrained.json").read_text())

@@ -87,6 +87,22 @@ def cmd_embed(args: argparse.Namespace) -> int:
     from macl import pipeline
 
     config = _config(args)
+    if args.shards is not None:
+        from macl.shards import embed_shards
+
+        progress, update = _embedding_progress()
+        with progress:
+            manifest = embed_shards(
+                config,
+                _checkpoint(args, config),
+                args.splits,
+                args.shards,
+                shard_size=args.shard_size,
+                workers=args.workers,
+                progress=update,
+            )
+        console.print(f"{manifest.n_items} embeddings in {manifest.n_shards} shards → {args.shards}")
+        return 0
     model, _ = pipeline.load_model(_checkpoint(args, config))
     progress, update = _embedding_progress()
     with progress:
@@ -113,19 +129,27 @@ def cmd_index(args: argparse.Namespace) -> int:
     config = _config(args)
     progress, update = _embedding_progress()
     with progress:
-        path = pipeline.build_index(config, _checkpoint(args, config), args.out, update)
+        path = pipeline.build_index(config, _checkpoint(args, config), args.out, update, shards=args.from_shards)
     console.print(f"index ({config.index.backend}) → {path}")
     return 0
+
+
+def _names(text: str) -> tuple[str, ...]:
+    """``"ship, water"`` → ``("ship", "water")``."""
+    return tuple(name.strip() for name in text.split(",") if name.strip())
 
 
 def cmd_search(args: argparse.Namespace) -> int:
     from macl import pipeline
 
     config = _config(args)
-    labels = [name.strip() for name in args.labels.split(",")] if args.labels else None
+    from macl.index import LabelFilter
+
+    labels = list(_names(args.labels)) if args.labels else None
+    where = LabelFilter(require=_names(args.require), any_of=_names(args.any))
     index = args.index or config.run_dir / "archive.index"
     k = args.k or config.index.k
-    query, hits = pipeline.search(index, _checkpoint(args, config), k, args.image, args.id, labels)
+    query, hits = pipeline.search(index, _checkpoint(args, config), k, args.image, args.id, labels, where)
     table = Table(title=f"top {len(hits)} for {query}")
     for column in ("rank", "id", "score", "shares", "misses", "labels"):
         table.add_column(column)
@@ -309,9 +333,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", type=Path, help="default <output>/best.pt")
     p.add_argument("--splits", nargs="+", default=["train", "val", "test"])
     p.add_argument("--out", type=Path, help="default <output>/embeddings.npz")
-    p = add("index", cmd_index, "embed the protocol's database and build a searchable index file")
+    p.add_argument(
+        "--shards",
+        type=Path,
+        metavar="DIR",
+        help="write resumable shards (embeddings, ids, labels, manifest) into DIR instead of one .npz; "
+        "under torchrun each rank embeds its own shards",
+    )
+    p.add_argument("--shard-size", type=_positive, default=4096, help="items per shard (default 4096)")
+    p.add_argument("--workers", type=_positive, default=1, help="embedding processes on this machine (default 1)")
+    p = add("index", cmd_index, "embed the protocol's database (or read shards) and build a searchable index")
     p.add_argument("--checkpoint", type=Path, help="default <output>/best.pt")
     p.add_argument("--out", type=Path, help="default <output>/archive.index")
+    p.add_argument("--from-shards", type=Path, metavar="DIR", help="build from 'macl embed --shards DIR' output")
     p = add("search", cmd_search, "top-k images for an image file, an archive id, or a set of labels")
     p.add_argument("--checkpoint", type=Path, help="default <output>/best.pt")
     p.add_argument("--index", type=Path, help="default <output>/archive.index")
@@ -320,6 +354,8 @@ def build_parser() -> argparse.ArgumentParser:
     query.add_argument("--id", help="the id of an indexed image")
     query.add_argument("--labels", help="comma-separated label names, e.g. water,ship")
     p.add_argument("-k", type=_positive, help="number of hits (default: the config's index.k, 10)")
+    p.add_argument("--require", default="", help="only hits carrying all of these labels, e.g. ship,water")
+    p.add_argument("--any", default="", help="only hits carrying at least one of these labels, e.g. ship,harbor")
     p = add("evaluate", cmd_evaluate, "all retrieval metrics of the protocol, written as JSON and Markdown")
     p.add_argument("--checkpoint", type=Path, help="default <output>/best.pt")
     p.add_argument("--untrained", action="store_true", help="also evaluate the untrained network, for comparison")

@@ -27,7 +27,9 @@ import yaml
 from macl.errors import ConfigError, MissingFileError
 
 SPLIT_NAMES = ("train", "val", "test", "trainval", "all")
-INDEX_BACKENDS = ("exact", "hnsw", "ivf")
+# faiss backends (macl.index.faiss_index) and Milvus; kept here so the config can be checked without faiss.
+INDEX_BACKENDS = ("exact", "hnsw", "ivf", "sq8", "ivf-sq8", "hnsw-sq8", "ivf-pq", "milvus")
+MILVUS_INDEX_TYPES = ("FLAT", "HNSW", "IVF_FLAT")
 BCE = "bce"  # the multi-label classifier baseline: backbone + linear head + BCE, retrieval by backbone features
 NORMALIZATIONS = ("auto", "none", "imagenet")
 
@@ -139,7 +141,14 @@ class TrainConfig:
 
 @dataclass
 class IndexConfig:
-    """The retrieval index: faiss backend, its search parameters, and how many hits a search returns."""
+    """The retrieval index: backend, its build and search parameters, and how many hits a search returns.
+
+    faiss backends (``exact``, ``hnsw``, ``ivf``, ``sq8``, ``ivf-sq8``, ``hnsw-sq8``, ``ivf-pq``) keep the
+    index in the run folder; ``milvus`` stores it in a Milvus database at ``uri`` (a local milvus-lite
+    ``.db`` file, default ``<output>/archive.db``, or a server such as ``http://host:19530``), in
+    ``collection``, with the Milvus index type ``milvus_index``. ``rerank`` re-scores ``rerank·k``
+    candidates of a compressed backend with the full vectors (0: off).
+    """
 
     backend: str = "exact"
     k: int = 10
@@ -147,14 +156,26 @@ class IndexConfig:
     ef_search: int = 128
     nlist: int | None = None
     nprobe: int = 16
+    pq_m: int = 32
+    rerank: int = 0
+    train_per_list: int = 64
+    uri: str = ""
+    collection: str = "archive"
+    milvus_index: str = "HNSW"
 
     def __post_init__(self) -> None:
         _fail_unless(
             self.backend in INDEX_BACKENDS, "index.backend", f"must be one of {INDEX_BACKENDS}; got {self.backend!r}"
         )
-        for key in ("k", "hnsw_m", "ef_search", "nprobe"):
+        for key in ("k", "hnsw_m", "ef_search", "nprobe", "pq_m", "train_per_list"):
             _fail_unless(getattr(self, key) >= 1, f"index.{key}", f"must be at least 1; got {getattr(self, key)}")
         _fail_unless(self.nlist is None or self.nlist >= 1, "index.nlist", f"must be at least 1; got {self.nlist}")
+        _fail_unless(self.rerank >= 0, "index.rerank", f"must not be negative; got {self.rerank}")
+        _fail_unless(
+            self.milvus_index in MILVUS_INDEX_TYPES,
+            "index.milvus_index",
+            f"must be one of {MILVUS_INDEX_TYPES}; got {self.milvus_index!r}",
+        )
 
 
 @dataclass

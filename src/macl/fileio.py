@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -42,3 +43,42 @@ def file_digest(path: Path | str, algorithm: str = "sha256") -> str:
         while chunk := fh.read(_CHUNK):
             h.update(chunk)
     return h.hexdigest()
+
+
+@contextmanager
+def atomic_directory(path: Path | str) -> Iterator[Path]:
+    """Write a folder of files that replaces ``path`` all at once, or not at all.
+
+    Yields a fresh hidden folder beside ``path``; when the block finishes, its files are fsynced and
+    ``path`` becomes a symbolic link to it through one ``rename`` (atomic on POSIX), after which the
+    folder ``path`` pointed to before is deleted. A reader that resolves ``path`` once sees the old
+    folder or the new one, never a mixture; a write killed half-way leaves ``path`` untouched and at
+    most a hidden ``.name.*.d`` folder behind. A plain file or folder at ``path`` (written before this
+    format) is replaced the same way.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    folder = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".d", dir=path.parent))
+    try:
+        yield folder
+        for item in folder.iterdir():
+            with open(item, "rb") as fh:
+                os.fsync(fh.fileno())
+        dir_fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+        previous = path.resolve() if path.is_symlink() else None
+        if path.is_dir() and not path.is_symlink():  # an old-style real folder cannot be renamed over
+            path.rename(path.with_name(f".{path.name}.old-{os.getpid()}"))
+            previous = path.with_name(f".{path.name}.old-{os.getpid()}")
+        link = path.with_name(f".{path.name}.{os.getpid()}.link")
+        link.unlink(missing_ok=True)
+        os.symlink(folder.name, link)
+        os.replace(link, path)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    if previous is not None and previous != folder and previous.parent == path.parent:
+        shutil.rmtree(previous, ignore_errors=True)

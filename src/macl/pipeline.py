@@ -24,7 +24,7 @@ from macl.embedding import Embeddings, embed
 from macl.errors import ArgumentError, CheckpointError, MissingFileError
 from macl.evaluate import ProtocolResult, evaluate_protocol, write_report
 from macl.fileio import atomic_write, file_digest
-from macl.index import Hit, RetrievalIndex
+from macl.index import FaissIndex, Hit, LabelFilter, VectorIndex, create_index, open_index
 from macl.models import Encoder
 from macl.train import EpochLog, Trainer, build_model
 
@@ -139,29 +139,75 @@ def embed_splits(
     return embed(model, parts, workers=config.train.workers, progress=progress), archive.classes
 
 
+def index_parameters(config: Config) -> dict[str, Any]:
+    """The configured backend's build and search parameters (``config.index``), as the index takes them."""
+    opts = config.index
+    if opts.backend == "milvus":
+        return {
+            "uri": opts.uri or str(config.run_dir / "archive.db"),
+            "collection": opts.collection,
+            "index_type": opts.milvus_index,
+            "hnsw_m": opts.hnsw_m,
+            "ef_search": opts.ef_search,
+            "nlist": opts.nlist or 1024,
+            "nprobe": opts.nprobe,
+        }
+    return {
+        "hnsw_m": opts.hnsw_m,
+        "ef_search": opts.ef_search,
+        "nlist": opts.nlist,
+        "nprobe": opts.nprobe,
+        "pq_m": opts.pq_m,
+        "rerank": opts.rerank,
+        "train_per_list": opts.train_per_list,
+    }
+
+
 def build_index(
     config: Config,
     checkpoint: Path | str,
     out: Path | str | None = None,
     progress: Progress | None = None,
+    shards: Path | str | None = None,
 ) -> Path:
-    """Embed the protocol's database with the checkpoint's model and save a :class:`RetrievalIndex`."""
+    """Index the protocol's database with the checkpoint's model and save it (default ``<output>/archive.index``).
+
+    The database is embedded here, or read from ``shards`` written by ``macl embed --shards`` (made by
+    the same checkpoint: checked): then quantisers are trained on a seeded sample drawn shard by shard
+    and the shards are added one at a time, so no process holds the archive's images or all of its
+    embeddings at once besides what the index itself keeps.
+    """
     model, state = load_model(checkpoint)
-    config = replace(config, train=replace(config.train, image_size=state["config"]["image_size"]))
-    emb, classes = embed_splits(config, model, list(config.protocol.database), progress)
-    opts = config.index
-    index = RetrievalIndex(
-        emb.vectors.shape[1],
-        opts.backend,
-        classes,
-        file_digest(checkpoint),
-        hnsw_m=opts.hnsw_m,
-        ef_search=opts.ef_search,
-        nlist=opts.nlist,
-        nprobe=opts.nprobe,
-    )
-    index.add(emb.vectors, emb.ids, emb.labels)
+    model_hash = file_digest(checkpoint)
+    normalization = model.config["normalization"]
     path = Path(out) if out is not None else config.run_dir / "archive.index"
+    params = index_parameters(config)
+    if shards is not None:
+        from macl.shards import ShardManifest, iter_shards, sample_rows
+
+        manifest = ShardManifest.load(Path(shards))
+        if manifest.model_hash != model_hash:
+            raise CheckpointError(
+                f"shards in {shards} come from model {manifest.model_hash[:12]}, not {checkpoint} "
+                f"({model_hash[:12]}); embed them again with this checkpoint"
+            )
+        index = create_index(
+            config.index.backend, manifest.dim, manifest.label_names, model_hash, normalization, **params
+        )
+        if isinstance(index, FaissIndex):  # train on a seeded sample, then stream the shards in
+            size = index.training_size(manifest.n_items)
+            index.train(sample_rows(Path(shards), size, seed=0), expected_total=manifest.n_items)
+        done = 0
+        for emb in iter_shards(Path(shards)):
+            index.add(emb.vectors, emb.ids, emb.labels)
+            done += len(emb.ids)
+            if progress is not None:
+                progress(done, manifest.n_items)
+    else:
+        config = replace(config, train=replace(config.train, image_size=state["config"]["image_size"]))
+        emb, classes = embed_splits(config, model, list(config.protocol.database), progress)
+        index = create_index(config.index.backend, emb.vectors.shape[1], classes, model_hash, normalization, **params)
+        index.add(emb.vectors, emb.ids, emb.labels)
     index.save(path)
     return path
 
@@ -173,43 +219,49 @@ def embed_image(model: Encoder, path: Path | str, image_size: int) -> np.ndarray
 
 
 def search(
-    index_path: Path | str,
+    index: VectorIndex | Path | str,
     checkpoint: Path | str,
     k: int = 10,
     image: Path | str | None = None,
     image_id: str | None = None,
     labels: list[str] | None = None,
+    where: LabelFilter | None = None,
 ) -> tuple[str, list[Hit]]:
     """Top-``k`` hits for one query given as an image file, an archive id, or a set of label names.
 
     A label query has no image: it searches with the mean embedding of the indexed images that carry all
-    the requested labels (the archive's own picture of that combination), and reports what each hit shares
-    with the requested labels. Returns a description of the query and the hits. Only an image query runs
-    the network.
+    the requested labels (the archive's own picture of that combination) among those images only, and
+    reports what each hit shares with the requested labels. ``where`` restricts any query to the items
+    passing a :class:`LabelFilter` (applied inside the index's search). Returns a description of the
+    query and the hits. Only an image query runs the network.
     """
     if sum(x is not None for x in (image, image_id, labels)) != 1:
         raise ArgumentError("give exactly one of an image path, an archive id, or label names")
-    index = RetrievalIndex.load(index_path, expected_model_hash=file_digest(checkpoint))
-    k = min(k, index.ntotal - (1 if image_id is not None else 0))
+    if not isinstance(index, VectorIndex):
+        index = open_index(index, expected_model_hash=file_digest(checkpoint))
     names = list(index.label_names)
+    if where:
+        where.check(names)
     if image is not None:
         if not Path(image).is_file():
             raise MissingFileError(f"query image {image} does not exist")
         model, state = load_model(checkpoint)
         query = embed_image(model, image, state["config"]["image_size"])
-        return f"image {image}", index.hits(query, k)[0]
+        return f"image {image}", index.hits(query, k, where=where)[0]
     if image_id is not None:
-        if image_id not in index.ids:
-            raise ArgumentError(f"id {image_id!r} is not in {index_path} (ids look like {index.ids[0]!r})")
-        emb, own = index.embedding_of(image_id)[None], index.labels_of(image_id)[None]
-        return f"archive image {image_id}", index.hits(emb, k, own, exclude=[image_id])[0]
+        if image_id not in index:
+            raise ArgumentError(f"id {image_id!r} is not in the index")
+        emb, own = index.embedding_of(image_id)[None], index.labels_of([image_id])
+        return f"archive image {image_id}", index.hits(emb, k, own, exclude=[image_id], where=where)[0]
     assert labels is not None
-    unknown = [name for name in labels if name not in names]
-    if unknown:
-        raise ArgumentError(f"unknown label(s) {unknown}; this archive's labels are {names}")
-    wanted = np.isin(names, labels)
-    carriers = [i for i in index.ids if (index.labels_of(i).astype(bool) >= wanted).all()]
+    wanted = LabelFilter(require=tuple(labels))
+    wanted.check(names)
+    prototype, carriers = index.prototype(wanted)
     if not carriers:
         raise ArgumentError(f"no indexed image carries all of {labels}; try fewer labels")
-    prototype = np.mean([index.embedding_of(i) for i in carriers], axis=0, keepdims=True)
-    return f"labels {', '.join(labels)} ({len(carriers)} images carry them)", index.hits(prototype, k, wanted[None])[0]
+    combined = LabelFilter(
+        require=(*wanted.require, *(where.require if where else ())), any_of=where.any_of if where else ()
+    )
+    query_labels = np.isin(names, labels)[None]
+    hits = index.hits(prototype, k, query_labels, where=combined)[0]
+    return f"labels {', '.join(labels)} ({carriers} images carry them)", hits

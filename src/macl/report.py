@@ -22,7 +22,7 @@ from macl.archive import ArchiveSplits
 from macl.config import Config
 from macl.figures import Panel, per_label_figure, pick_queries, retrieval_grid
 from macl.fileio import atomic_write
-from macl.index import RetrievalIndex
+from macl.index import VectorIndex, open_index
 from macl.models import Encoder
 
 HEADLINE = [
@@ -82,7 +82,7 @@ def curve_figure(history: list[dict[str, Any]]) -> Figure:
     return fig
 
 
-def examples_figure(config: Config, index: RetrievalIndex, model: Encoder, queries: int = 4, k: int = 6) -> Figure:
+def examples_figure(config: Config, index: VectorIndex, model: Encoder, queries: int = 4, k: int = 6) -> Figure:
     """Query images (rare labels first) and their top-``k`` hits in the index, with the labels they share."""
     splits = ArchiveSplits(config.dataset)
     query_split = splits.raw(config.protocol.queries)
@@ -138,7 +138,7 @@ def write_report(run: Path, config: Config, model: Encoder | None = None) -> Pat
         sections.append("<h2>Training</h2>" + _img(_save(curve_figure(history), figures, "training_curve")))
     index_path = run / "archive.index"
     if model is not None and index_path.is_file():
-        index = RetrievalIndex.load(index_path)
+        index = open_index(index_path)
         grid = _save(examples_figure(config, index, model), figures, "retrieval_grid")
         sections.append("<h2>Retrieval examples</h2>" + _img(grid))
     style = (

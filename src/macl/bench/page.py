@@ -3,8 +3,9 @@
 Nothing here trains: it reads the cells that ``macl bench`` finished (any subset — a study still
 running shows what is done), writes the machine-readable results file, draws every figure and writes
 the page (the repository's ``docs/results.md`` is one). A page can also be re-rendered from its
-results file alone (``--from-results``): the same numbers under today's labels. Each figure carries the command that made it, and the page says which machine and preset
-produced the numbers, so a reader can rerun any of it.
+results file alone (``--from-results``): the same numbers under today's labels. Each figure carries
+the command that made it, and the page says which machine and preset produced the numbers, so a
+reader can rerun any of it.
 """
 
 from __future__ import annotations
