@@ -261,3 +261,24 @@ def test_building_from_a_trained_index_streams_without_retraining() -> None:
     started = time.perf_counter()
     assert index.search(emb[:1], 1)[1][0] == ["im0"]
     assert time.perf_counter() - started < 5
+
+
+def test_recommendation_follows_size_and_budget() -> None:
+    from macl.index.recommend import parse_bytes, recommend
+
+    gib = parse_bytes("1G")
+    assert gib == 2**30 and parse_bytes("512M") == 2**29 and parse_bytes("1000") == 1000
+    assert recommend(50_000, 512, 16 * gib).backend == "exact"
+    assert recommend(2_000_000, 512, 16 * gib).backend == "hnsw"
+    assert recommend(2_000_000, 512, 2 * gib).backend == "hnsw-sq8"
+    assert recommend(20_000_000, 512, 16 * gib).backend == "ivf-sq8"
+    pq = recommend(200_000_000, 512, 16 * gib)
+    assert pq.backend == "ivf-pq" and pq.ram_bytes <= 16 * gib and 512 % pq.params["pq_m"] == 0
+    assert recommend(10**10, 512, 16 * gib).backend == "milvus"
+    for n in (10**5, 10**6, 10**7, 10**8):
+        choice = recommend(n, 128, 4 * gib)
+        assert choice.ram_bytes <= 4 * gib
+        if choice.backend != "milvus":  # what it recommends builds
+            create_index(choice.backend, 128, **choice.params)
+    with pytest.raises(ArgumentError, match="size"):
+        parse_bytes("lots")

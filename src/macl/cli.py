@@ -229,6 +229,20 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_recommend_index(args: argparse.Namespace) -> int:
+    from macl.index.recommend import parse_bytes, recommend
+
+    choice = recommend(args.items, args.dim, parse_bytes(args.memory))
+    settings = " ".join(f"--set index.{k}={v}" for k, v in choice.params.items() if k != "index_type")
+    if choice.backend == "milvus":
+        settings = f"--set index.milvus_index={choice.params['index_type']} --set index.uri=http://HOST:19530"
+    console.print(f"backend [bold]{choice.backend}[/bold]: {choice.reason}")
+    if choice.ram_bytes:
+        console.print(f"about {choice.ram_bytes / 2**30:.2f} GiB of RAM for {args.items} items of dimension {args.dim}")
+    console.print(f"macl index --set index.backend={choice.backend} {settings}".rstrip())
+    return 0
+
+
 def cmd_selfcheck(args: argparse.Namespace) -> int:
     from macl.selfcheck import run_selfcheck
 
@@ -380,6 +394,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="re-render the page from a results file instead of cells (same numbers, today's labels; "
         "the retrieval grid figure is kept, not redrawn)",
     )
+    p = add("recommend-index", cmd_recommend_index, "which index backend fits an archive and a memory budget", False)
+    p.add_argument("--items", type=_positive, required=True, help="number of images in the archive")
+    p.add_argument("--dim", type=_positive, default=512, help="embedding dimension (default 512, ResNet-18)")
+    p.add_argument("--memory", default="8G", help="RAM the index may use, e.g. 8G, 512M (default 8G)")
     p = add("selfcheck", cmd_selfcheck, "one-minute check of every loss on synthetic features (no images)", False)
     p.add_argument(
         "--losses",

@@ -151,6 +151,7 @@ def index_parameters(config: Config) -> dict[str, Any]:
             "ef_search": opts.ef_search,
             "nlist": opts.nlist or 1024,
             "nprobe": opts.nprobe,
+            "replace": True,  # building an index rebuilds it: the collection's old items go
         }
     return {
         "hnsw_m": opts.hnsw_m,

@@ -4,6 +4,7 @@ Every backend speaks the same vocabulary (:class:`VectorIndex`: ``add``, ``remov
 optional :class:`LabelFilter`, ``ntotal``, ``save``; :func:`open_index` to read one back), stores ids and
 labels beside the vectors, and explains its hits (:class:`Hit`). Which backend suits an archive of a
 given size and memory budget: :func:`macl.index.recommend.recommend`.
+The Milvus backend, :class:`macl.index.milvus_index.MilvusIndex` (extra ``macl[milvus]``), is imported only when used.
 """
 
 from __future__ import annotations

@@ -188,7 +188,7 @@ class VectorIndex(ABC):
         of the database). ``where`` restricts the search to items passing a :class:`LabelFilter`.
         """
         extra = 1 if exclude is not None else 0
-        scores, ids = self.search(queries, min(k + extra, max(self.ntotal, 1)), where)
+        scores, ids = self.search(queries, k + extra, where)
         wanted_all = None if query_labels is None else np.asarray(query_labels, dtype=bool)
         out = []
         for j, row_ids in enumerate(ids):
