@@ -18,6 +18,7 @@ from macl import pipeline
 from macl.config import Config, load_config
 from macl.embedding import Embeddings
 from macl.fileio import file_digest
+from macl.index import open_index
 from macl.shards import ShardError, ShardManifest, embed_shards, iter_shards, missing_shards, sample_rows
 
 SPLITS = ["train", "val"]
@@ -182,3 +183,15 @@ def test_worker_processes_write_the_same_shards_and_name_a_failing_one(checkpoin
     embed_shards(config, checkpoint, ["all"], work / "one", shard_size=1)
     for got, want in zip(iter_shards(out), iter_shards(work / "one"), strict=True):
         assert_same(got, want)
+
+
+@pytest.mark.parametrize("backend", ["exact", "ivf-sq8"])
+def test_an_index_built_from_shards_equals_one_built_at_once(config, checkpoint, reference, work, backend) -> None:
+    cfg = replace(config, index=replace(config.index, backend=backend, rerank=4 if backend == "ivf-sq8" else 0))
+    direct = open_index(pipeline.build_index(cfg, checkpoint, work / f"direct-{backend}.index"))
+    sharded = open_index(pipeline.build_index(cfg, checkpoint, work / f"shards-{backend}.index", shards=reference))
+    assert sharded.ntotal == direct.ntotal and sharded.normalization == direct.normalization
+    queries = concatenated(reference).vectors[:10]
+    a, b = direct.search(queries, 5), sharded.search(queries, 5)
+    np.testing.assert_allclose(a[0], b[0], atol=1e-5)
+    assert a[1] == b[1]

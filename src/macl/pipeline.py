@@ -197,7 +197,8 @@ def build_index(
         )
         if isinstance(index, FaissIndex):  # train on a seeded sample, then stream the shards in
             size = index.training_size(manifest.n_items)
-            index.train(sample_rows(Path(shards), size, seed=0), expected_total=manifest.n_items)
+            sample = sample_rows(Path(shards), size, seed=0) if size else np.empty((0, manifest.dim), np.float32)
+            index.train(sample, expected_total=manifest.n_items)
         done = 0
         for emb in iter_shards(Path(shards)):
             index.add(emb.vectors, emb.ids, emb.labels)
