@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -119,3 +120,27 @@ def test_user_errors_are_one_line_and_exit_2(runs, tmp_path) -> None:
     assert result.returncode == 2 and result.stderr.strip().splitlines()[-1].endswith(
         "-k: expected a positive integer, got 0"
     )
+
+
+def test_milvus_and_compressed_indexes_answer_like_exact(runs, tmp_path) -> None:
+    """`macl index` builds any backend and `macl search` opens each the same way: same hits as exact."""
+    run = runs["straight"]
+    common = [*TINY, "--set", f"output={run}"]
+    exact = tmp_path / "exact.index"
+    macl("index", *common, "--out", str(exact))
+    some_id = open_index(exact).ids[3]
+    want = pipeline.search(exact, run / "best.pt", 5, image_id=some_id)[1]
+    for backend in ("milvus", "ivf-sq8"):
+        out = tmp_path / f"{backend}.index"
+        extra = (
+            ["--set", f"index.uri={tmp_path / 'archive.db'}"] if backend == "milvus" else ["--set", "index.rerank=4"]
+        )
+        macl("index", *common, "--set", f"index.backend={backend}", *extra, "--out", str(out))
+        printed = macl("search", *common, "--index", str(out), "--id", some_id, "-k", "5").stdout
+        assert f"top 5 for archive image {some_id}" in printed
+        got = pipeline.search(out, run / "best.pt", 5, image_id=some_id)[1]
+        np.testing.assert_allclose([h.score for h in got], [h.score for h in want], atol=1e-5)
+        scores = [h.score for h in want]
+        untied = [j for j in range(5) if all(abs(scores[j] - scores[i]) > 1e-5 for i in range(5) if i != j)]
+        assert [got[j].id for j in untied] == [want[j].id for j in untied]
+        assert [h.labels for h in got] == [h.labels for h in want] or len(untied) < 5
