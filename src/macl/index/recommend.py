@@ -14,6 +14,7 @@ archive                     backend (parameters)
 float32 + graph fit in RAM  ``hnsw`` (M = 32, ef_search = 128)
 1 byte/dim fits in RAM      ``hnsw-sq8`` (≤ 5 M items) or ``ivf-sq8``, re-rank ×4
 less                        ``ivf-pq`` with the largest code that fits, re-rank ×8
+                            (good at D = 128; at D = 512 recall stays low: measured)
 not even 8 B/item           ``milvus`` on a cluster: one machine's memory is not enough
 ==========================  ===========================================================
 """
@@ -69,6 +70,8 @@ def recommend(n_items: int, dim: int, memory_bytes: int) -> Recommendation:
         if dim % pq_m == 0 and (pq_m + 8) * n + _overhead(n) <= memory_bytes:
             params = {"nlist": nlist, "nprobe": 32, "pq_m": pq_m, "rerank": 8}
             reason = f"only {pq_m}-byte product-quantised codes fit; re-ranked from the vectors on disk"
+            if dim > 256:  # measured: 512-d ReLU features lose most neighbours to PQ (docs/index.md)
+                reason += f"; at D = {dim} expect low recall: index a 128-d projection instead"
             return Recommendation("ivf-pq", params, (pq_m + 8) * n + _overhead(n), reason)
     return Recommendation("milvus", {"index_type": "IVF_FLAT"}, 0, "the archive does not fit one machine's memory")
 
