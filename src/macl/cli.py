@@ -161,6 +161,24 @@ def cmd_search(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    try:
+        import uvicorn
+
+        from macl.web.app import create_app
+    except ModuleNotFoundError as err:  # the web layer's packages are an extra, not the library's dependencies
+        if (err.name or "").split(".")[0] not in ("fastapi", "starlette", "uvicorn", "pydantic"):
+            raise
+        raise MaclError(f"'macl serve' needs the web extra ({err.name} is missing): pip install 'macl[web]'") from err
+    config = _config(args)
+    index = args.index or config.run_dir / "archive.index"
+    with console.status(f"loading the model and opening {index}…"):
+        app = create_app(config, index, _checkpoint(args, config))
+    console.print(f"serving {index} at [bold]http://{args.host}:{args.port}/[/bold] (read-only; Ctrl+C stops)")
+    uvicorn.run(app, host=args.host, port=args.port)
+    return 0
+
+
 def _print_metrics(results: dict[str, Any]) -> None:
     from macl.report import HEADLINE
 
@@ -370,6 +388,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-k", type=_positive, help="number of hits (default: the config's index.k, 10)")
     p.add_argument("--require", default="", help="only hits carrying all of these labels, e.g. ship,water")
     p.add_argument("--any", default="", help="only hits carrying at least one of these labels, e.g. ship,harbor")
+    p = add("serve", cmd_serve, "serve the search page and its JSON API for a run's index (read-only)")
+    p.add_argument("--checkpoint", type=Path, help="default <output>/best.pt")
+    p.add_argument("--index", type=Path, help="default <output>/archive.index")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=_positive, default=8000, help="port (default 8000)")
     p = add("evaluate", cmd_evaluate, "all retrieval metrics of the protocol, written as JSON and Markdown")
     p.add_argument("--checkpoint", type=Path, help="default <output>/best.pt")
     p.add_argument("--untrained", action="store_true", help="also evaluate the untrained network, for comparison")
