@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -216,8 +216,53 @@ def build_index(
 
 def embed_image(model: Encoder, path: Path | str, image_size: int) -> np.ndarray:
     """The (1, D) embedding of one image file, sized exactly as the archive's images are for the model."""
-    image = model_input(resize_image(read_image(path), image_size))
-    return model.embed(image[None]).cpu().numpy()
+    return embed_decoded(model, read_image(path), image_size)
+
+
+def embed_decoded(model: Encoder, image: torch.Tensor, image_size: int) -> np.ndarray:
+    """The (1, D) embedding of a decoded (3, H, W) ``uint8`` image, sized as the archive's images are."""
+    return model.embed(model_input(resize_image(image, image_size))[None]).cpu().numpy()
+
+
+@dataclass(frozen=True)
+class Query:
+    """A search by id or by labels as :meth:`VectorIndex.hits` takes it: one definition for the CLI and
+    the web page."""
+
+    description: str
+    vector: np.ndarray  # (1, D)
+    labels: np.ndarray  # (1, C) multi-hot: the item's labels, or the labels asked for
+    exclude: list[str | None] | None  # the query item itself, when it is in the index
+    where: LabelFilter | None
+
+    def hits(self, index: VectorIndex, k: int) -> list[Hit]:
+        return index.hits(self.vector, k, self.labels, exclude=self.exclude, where=self.where)[0]
+
+
+def id_query(index: VectorIndex, image_id: str, where: LabelFilter | None = None) -> Query:
+    """Neighbours of an indexed item, from its stored embedding (the network does not run)."""
+    if image_id not in index:
+        raise ArgumentError(f"id {image_id!r} is not in the index")
+    if where:
+        where.check(index.label_names)
+    vector, own = index.embedding_of(image_id)[None], index.labels_of([image_id])
+    return Query(f"archive image {image_id}", vector, own, [image_id], where)
+
+
+def labels_query(index: VectorIndex, labels: list[str], where: LabelFilter | None = None) -> Query:
+    """Items near the mean embedding of those carrying every label of ``labels`` (the archive's own
+    picture of that combination), searched among such items only."""
+    wanted = LabelFilter(require=tuple(labels))
+    wanted.check(index.label_names)
+    if where:
+        where.check(index.label_names)
+    prototype, carriers = index.prototype(wanted)
+    if not carriers:
+        raise ArgumentError(f"no indexed image carries all of {labels}; try fewer labels")
+    extra = where or LabelFilter()
+    combined = LabelFilter(require=(*wanted.require, *extra.require), any_of=extra.any_of)
+    asked = np.isin(list(index.label_names), labels)[None]
+    return Query(f"labels {', '.join(labels)} ({carriers} images carry them)", prototype, asked, None, combined)
 
 
 def search(
@@ -241,29 +286,14 @@ def search(
         raise ArgumentError("give exactly one of an image path, an archive id, or label names")
     if not isinstance(index, VectorIndex):
         index = open_index(index, expected_model_hash=file_digest(checkpoint))
-    names = list(index.label_names)
     if where:
-        where.check(names)
+        where.check(index.label_names)
     if image is not None:
         if not Path(image).is_file():
             raise MissingFileError(f"query image {image} does not exist")
         model, state = load_model(checkpoint)
-        query = embed_image(model, image, state["config"]["image_size"])
-        return f"image {image}", index.hits(query, k, where=where)[0]
-    if image_id is not None:
-        if image_id not in index:
-            raise ArgumentError(f"id {image_id!r} is not in the index")
-        emb, own = index.embedding_of(image_id)[None], index.labels_of([image_id])
-        return f"archive image {image_id}", index.hits(emb, k, own, exclude=[image_id], where=where)[0]
-    assert labels is not None
-    wanted = LabelFilter(require=tuple(labels))
-    wanted.check(names)
-    prototype, carriers = index.prototype(wanted)
-    if not carriers:
-        raise ArgumentError(f"no indexed image carries all of {labels}; try fewer labels")
-    combined = LabelFilter(
-        require=(*wanted.require, *(where.require if where else ())), any_of=where.any_of if where else ()
-    )
-    query_labels = np.isin(names, labels)[None]
-    hits = index.hits(prototype, k, query_labels, where=combined)[0]
-    return f"labels {', '.join(labels)} ({carriers} images carry them)", hits
+        vector = embed_image(model, image, state["config"]["image_size"])
+        return f"image {image}", index.hits(vector, k, where=where)[0]
+    assert image_id is not None or labels is not None
+    query = id_query(index, image_id, where) if image_id is not None else labels_query(index, labels or [], where)
+    return query.description, query.hits(index, k)

@@ -18,10 +18,9 @@ from typing import Literal
 import numpy as np
 import torch
 
-from macl.data.cache import model_input, resize_image
-from macl.errors import ArgumentError
 from macl.index import Hit, LabelFilter, VectorIndex
 from macl.models import Encoder
+from macl.pipeline import embed_decoded, id_query, labels_query
 
 DUPLICATE_COSINE = 0.995
 QueryKind = Literal["id", "labels", "image"]
@@ -63,40 +62,22 @@ class Searcher:
 
     def by_id(self, image_id: str, where: LabelFilter, options: PageOptions) -> Page:
         """Neighbours of an indexed item from its stored embedding (the network does not run)."""
-        if image_id not in self.index:
-            raise ArgumentError(f"id {image_id!r} is not in the index")
-        where.check(self.names)
-        emb, own = self.index.embedding_of(image_id)[None], self.index.labels_of([image_id])
-        labels = tuple(self.names[c] for c in np.flatnonzero(own[0]))
-
-        def fetch(n: int) -> list[Hit]:
-            return self.index.hits(emb, n, own, exclude=[image_id], where=where)[0]
-
-        return self._page("id", image_id, labels, fetch, options)
+        query = id_query(self.index, image_id, where)
+        labels = tuple(self.names[c] for c in np.flatnonzero(query.labels[0]))
+        return self._page("id", image_id, labels, lambda n: query.hits(self.index, n), options)
 
     def by_labels(self, labels: Sequence[str], where: LabelFilter, options: PageOptions) -> Page:
         """Items near the mean embedding of those carrying every label of ``labels``, among such items."""
-        wanted = LabelFilter(require=tuple(labels))
-        wanted.check(self.names)
-        where.check(self.names)
-        prototype, carriers = self.index.prototype(wanted)
-        if not carriers:
-            raise ArgumentError(f"no indexed image carries all of {', '.join(labels)}; try fewer labels")
-        combined = LabelFilter(require=(*wanted.require, *where.require), any_of=where.any_of)
-        query_labels = np.isin(self.names, list(labels))[None]
-
-        def fetch(n: int) -> list[Hit]:
-            return self.index.hits(prototype, n, query_labels, where=combined)[0]
-
-        return self._page("labels", None, tuple(labels), fetch, options)
+        query = labels_query(self.index, list(labels), where)
+        return self._page("labels", None, tuple(labels), lambda n: query.hits(self.index, n), options)
 
     def by_image(self, image: torch.Tensor, where: LabelFilter, options: PageOptions) -> Page:
         """Neighbours of a decoded (3, H, W) ``uint8`` image, embedded as ``pipeline.embed_image`` does."""
         where.check(self.names)
-        query = self.model.embed(model_input(resize_image(image, self.image_size))[None]).cpu().numpy()
+        vector = embed_decoded(self.model, image, self.image_size)
 
         def fetch(n: int) -> list[Hit]:
-            return self.index.hits(query, n, where=where)[0]
+            return self.index.hits(vector, n, where=where)[0]
 
         return self._page("image", None, (), fetch, options)
 
