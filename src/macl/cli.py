@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from macl.bench.studies import PRESETS
 from macl.config import Config, load_config
 from macl.errors import MaclError
 from macl.fileio import atomic_write
@@ -400,12 +401,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run", type=Path, help="a training run folder (the config's output)")
     p = add("bench", cmd_bench, "train and evaluate the loss comparison and the MACL ablations (resumable)")
     p.add_argument("--study", nargs="+", default=["compare"], help="studies to run, or 'all' (default: compare)")
-    p.add_argument("--preset", default="quick", choices=["tiny", "quick", "full"], help="run size (default quick)")
+    p.add_argument("--preset", default="quick", choices=list(PRESETS), help="run size (default quick)")
     p.add_argument("--seeds", nargs="+", type=int, default=[0], help="seeds (default 0)")
     p.add_argument("--root", type=Path, help="benchmark folder (default <output>/bench-<preset>)")
     p.add_argument("--keep-checkpoints", action="store_true", help="keep every cell's final checkpoint")
     p = add("bench-page", cmd_bench_page, "write the results file, figures and results page from finished cells")
-    p.add_argument("--preset", default="quick", choices=["tiny", "quick", "full"], help="run size (default quick)")
+    p.add_argument("--preset", default="quick", choices=list(PRESETS), help="run size (default quick)")
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], help="seeds to gather (default 0 1 2)")
     p.add_argument("--root", type=Path, help="benchmark folder (default <output>/bench-<preset>)")
     p.add_argument("--out", type=Path, help="the Markdown page (default <root>/results.md, figures beside it)")

@@ -86,10 +86,16 @@ class TrainConfig:
     path of a weights file. ``normalization`` is the input normalisation the encoder applies:
     ``'auto'`` takes it from the weights (ImageNet mean/std for torchvision's weights and for a weights
     file that states none, the file's own when it states one, none from scratch).
+
+    ``bce_weight`` (λ > 0) makes a *hybrid*: the contrastive loss on the projection head plus λ times a
+    binary cross-entropy of an extra linear label classifier on the backbone feature — the backbone
+    learns from pairs and from the labels directly (rare labels get a gradient in every batch that holds
+    them, partner or not).
     """
 
     loss: str = "macl"
     loss_args: dict[str, Any] = field(default_factory=dict)
+    bce_weight: float = 0.0
     backbone: str = "resnet18"
     weights: str = "none"
     normalization: str = "auto"
@@ -130,6 +136,12 @@ class TrainConfig:
         for key in ("workers", "warmup_epochs", "weight_decay"):
             _fail_unless(getattr(self, key) >= 0, f"train.{key}", f"must not be negative; got {getattr(self, key)}")
         _fail_unless(self.lr > 0, "train.lr", f"must be positive; got {self.lr}")
+        _fail_unless(self.bce_weight >= 0, "train.bce_weight", f"must not be negative; got {self.bce_weight}")
+        _fail_unless(
+            self.loss != BCE or self.bce_weight == 0,
+            "train.bce_weight",
+            "is the weight of a BCE head added to a contrastive loss; the BCE baseline is one already",
+        )
         _fail_unless(self.eval_every >= 1, "train.eval_every", f"must be at least 1; got {self.eval_every}")
         _fail_unless(0 <= self.kappa <= 1, "train.kappa", f"must lie in [0, 1]; got {self.kappa}")
         _fail_unless(

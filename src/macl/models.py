@@ -160,6 +160,9 @@ class Encoder(nn.Module):
         normalization: ``'auto'`` (the weights' own input statistics; none from scratch), ``'none'``,
             ``'imagenet'`` (torchvision's statistics for this backbone), or explicit
             ``{"mean": [...], "std": [...]}`` (how a checkpoint restores it).
+        classes: with a projection head, the size of an extra linear label classifier on the backbone
+            feature (the hybrid: contrastive loss on the projection plus a weighted BCE on the labels);
+            0 for none. Its probabilities are what :meth:`predict_labels` returns.
     """
 
     def __init__(
@@ -170,6 +173,7 @@ class Encoder(nn.Module):
         out_dim: int = 128,
         embedding: str = "backbone",
         normalization: str | Stats | None = "auto",
+        classes: int = 0,
     ) -> None:
         super().__init__()
         if head not in ("projection", "classifier"):
@@ -193,6 +197,9 @@ class Encoder(nn.Module):
         self.head = (
             ProjectionHead(self.feature_dim, out_dim) if head == "projection" else nn.Linear(self.feature_dim, out_dim)
         )
+        if classes and head != "projection":
+            raise ArgumentError("an extra label classifier needs a projection head (the classifier head is one)")
+        self.classifier = nn.Linear(self.feature_dim, classes) if classes else None
         self.embedding = embedding
         self.config: dict[str, Any] = {
             "backbone": backbone,
@@ -200,10 +207,32 @@ class Encoder(nn.Module):
             "out_dim": out_dim,
             "embedding": embedding,
             "normalization": stats,
+            "classes": classes,
         }
 
     def forward(self, images: Tensor) -> Tensor:
         return self.head(self.backbone(self.normalize(images)))
+
+    def forward_hybrid(self, images: Tensor) -> tuple[Tensor, Tensor]:
+        """The head's output and the extra classifier's label logits, from one backbone pass."""
+        if self.classifier is None:
+            raise ArgumentError("this encoder has no extra label classifier (built with classes=0)")
+        features = self.backbone(self.normalize(images))
+        return self.head(features), self.classifier(features)
+
+    @property
+    def predicts_labels(self) -> bool:
+        """Whether the model has a label classifier (the BCE baseline's head, or a hybrid's extra one)."""
+        return self.classifier is not None or self.config["head"] == "classifier"
+
+    @torch.no_grad()
+    def predict_labels(self, images: Tensor) -> Tensor:
+        """Per-label probabilities (sigmoid of the classifier's logits) of a batch, float32 on the CPU."""
+        classifier = self.classifier if self.classifier is not None else self.head
+        if not self.predicts_labels or not isinstance(classifier, nn.Linear):
+            raise ArgumentError("this model has no label classifier (train with the BCE baseline or bce_weight > 0)")
+        features = self.backbone(self.normalize(images.to(next(self.parameters()).device)))
+        return torch.sigmoid(classifier(features).float()).cpu()
 
     @torch.no_grad()
     def embed(self, images: Tensor) -> Tensor:

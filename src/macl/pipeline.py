@@ -88,6 +88,7 @@ def load_model(checkpoint: Path | str) -> tuple[Encoder, dict[str, Any]]:
             arch["out_dim"],
             arch["embedding"],
             arch.get("normalization"),
+            arch.get("classes", 0),
         )
         model.load_state_dict(state["model"])
     except (RuntimeError, KeyError, EOFError, OSError, TypeError) as err:

@@ -48,7 +48,8 @@ def build_model(config: TrainConfig, num_classes: int) -> Encoder:
         head, out_dim = "classifier", num_classes
     else:
         head, out_dim = "projection", config.out_dim
-    return Encoder(config.backbone, config.weights, head, out_dim, config.embedding, config.normalization)
+    classes = num_classes if config.bce_weight > 0 else 0
+    return Encoder(config.backbone, config.weights, head, out_dim, config.embedding, config.normalization, classes)
 
 
 def build_criterion(config: TrainConfig, label_counts: np.ndarray, num_samples: int) -> nn.Module:
@@ -193,8 +194,7 @@ class Trainer:
             images, labels = views_to_batch(batch["image"], batch["label"])
             images, labels = images.to(self.device, non_blocking=True), labels.to(self.device, non_blocking=True)
             with torch.autocast("cpu" if not images.is_cuda else "cuda", dtype=torch.bfloat16, enabled=cfg.bf16):
-                output = self.model(images)
-                loss = self.criterion(output.float(), labels)
+                loss = self.loss(images, labels)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
@@ -218,6 +218,14 @@ class Trainer:
             self.best_map = log.val_map
             self.save("best.pt")
         return log
+
+    def loss(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """The training loss of one batch of views: the criterion, plus λ·BCE of the label head (hybrid)."""
+        if self.model.classifier is None:
+            return self.criterion(self.model(images).float(), labels)
+        output, logits = self.model.forward_hybrid(images)
+        bce = nn.functional.binary_cross_entropy_with_logits(logits.float(), labels.float())
+        return self.criterion(output.float(), labels) + self.config.bce_weight * bce
 
     def validate(self) -> float:
         """Validation queries against the training images (the retrieval protocol in miniature): mAP."""
