@@ -1,10 +1,12 @@
 """The run configuration: one typed dataclass per section, read from YAML and ``--set`` overrides.
 
-A configuration has five sections — ``dataset`` (which archive, where), ``protocol`` (which split
-queries which), ``train`` (:class:`TrainConfig`), ``index`` and ``evaluate`` — plus ``output``, the run
-folder. :func:`load_config` checks every key and value at load time: an unknown key anywhere is an error
-that names it and the closest valid name, a value of the wrong type names the key and the expected
-type, and values out of range (``index.k=0``) name the key and the allowed range. A typo in a config
+A configuration has six sections — ``dataset`` (which archive, where), ``protocol`` (which split
+queries which), ``train`` (:class:`TrainConfig`), ``index``, ``evaluate`` and ``postprocess``
+(:class:`macl.postprocess.PostProcessing`: what the evaluation, the index and every search apply to the
+embeddings) — plus ``output``, the run folder. :func:`load_config` checks every key and value at load
+time: an unknown key anywhere is an error that names it and the closest valid name, a value of the wrong
+type names the key and the expected type, and values out of range (``index.k=0``) name the key and the
+allowed range. A typo in a config
 file therefore fails at start-up instead of silently training with a default.
 
 The *resolved* configuration — every default filled in, :func:`to_dict` — is what a run folder records
@@ -25,6 +27,7 @@ from typing import Any, Union, get_args, get_origin, get_type_hints
 import yaml
 
 from macl.errors import ConfigError, MissingFileError
+from macl.postprocess import PostProcessing
 
 SPLIT_NAMES = ("train", "val", "test", "trainval", "all")
 # faiss backends (macl.index.faiss_index) and Milvus; kept here so the config can be checked without faiss.
@@ -213,6 +216,7 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     index: IndexConfig = field(default_factory=IndexConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
+    postprocess: PostProcessing = field(default_factory=PostProcessing)
     output: str = "runs/default"
 
     @property

@@ -21,10 +21,11 @@ import numpy as np
 
 from macl.archive import ArchiveSplits
 from macl.config import EvaluateConfig
-from macl.embedding import embed
+from macl.embedding import Embeddings, embed
 from macl.fileio import atomic_write
 from macl.metrics import RetrievalReport, evaluate_retrieval
 from macl.models import Encoder
+from macl.postprocess import PostProcessing, PostProcessor
 
 
 @dataclass(frozen=True)
@@ -45,21 +46,64 @@ def evaluate_protocol(
     options: EvaluateConfig,
     workers: int = 0,
     top_k: int = 0,
+    postprocess: PostProcessing | None = None,
 ) -> ProtocolResult:
     """Embed ``queries`` and the union of ``database`` splits with ``model``; compute every retrieval metric.
 
     Rare labels are decided by the training split's label frequencies (the rarity the model saw).
-    ``top_k`` > 0 also returns each query's first ``top_k`` database ids.
+    ``top_k`` > 0 also returns each query's first ``top_k`` database ids. ``postprocess`` is applied
+    as the index applies it (learnt on the database, see :func:`score_embeddings`).
     """
-    q = embed(model, splits.at(queries, image_size), workers=workers)
+    q, db = embed_protocol(model, splits, queries, database, image_size, workers, postprocess)
+    return score_embeddings(q, db, splits, options, top_k, postprocess)
+
+
+def embed_protocol(
+    model: Encoder,
+    splits: ArchiveSplits,
+    queries: str,
+    database: list[str],
+    image_size: int,
+    workers: int = 0,
+    postprocess: PostProcessing | None = None,
+) -> tuple[Embeddings, Embeddings]:
+    """The query and database embeddings of a protocol; label probabilities too when fusion needs them
+    (or, with ``postprocess=None``, whenever the model predicts labels: one embedding pass then serves
+    every post-processing a study compares)."""
+    probabilities = model.predicts_labels and (postprocess is None or postprocess.fusion > 0)
+    q = embed(model, splits.at(queries, image_size), workers=workers, probabilities=probabilities)
     same = list(database) == [queries]
-    db = q if same else embed(model, [splits.at(split, image_size) for split in database], workers=workers)
+    db = q if same else embed(model, [splits.at(split, image_size) for split in database], workers=workers,
+                              probabilities=probabilities)  # fmt: skip
+    return q, db
+
+
+def score_embeddings(
+    q: Embeddings,
+    db: Embeddings,
+    splits: ArchiveSplits,
+    options: EvaluateConfig,
+    top_k: int = 0,
+    postprocess: PostProcessing | None = None,
+) -> ProtocolResult:
+    """Every retrieval metric of embedded queries against an embedded database, after ``postprocess``.
+
+    Post-processing is learnt on the database only (its mean, whitening, augmentation) and applied to
+    the queries as a search would apply it. A query that is also in the database is removed from its
+    own ranking; query expansion does not know that, so such a query (leave-one-out protocols only) is
+    expanded with itself as its first neighbour, as a search by an archive image would be.
+    """
     position = {image_id: k for k, image_id in enumerate(db.ids)}
     query_db_index = np.array([position.get(i, -1) for i in q.ids], dtype=np.int64)
+    q_vectors, db_vectors = q.vectors, db.vectors
+    if postprocess is not None and not postprocess.is_identity:
+        processor = PostProcessor(postprocess).fit(db.vectors, db.probabilities)
+        db_vectors = processor.database(db.vectors, db.probabilities)
+        q_vectors = processor.queries(q.vectors, q.probabilities, db_vectors)
     report = evaluate_retrieval(
-        q.vectors,
+        q_vectors,
         q.labels,
-        db.vectors,
+        db_vectors,
         db.labels,
         ks=tuple(options.ks),
         query_db_index=query_db_index,

@@ -228,11 +228,17 @@ class Encoder(nn.Module):
     @torch.no_grad()
     def predict_labels(self, images: Tensor) -> Tensor:
         """Per-label probabilities (sigmoid of the classifier's logits) of a batch, float32 on the CPU."""
+        return self.embed_and_predict(images)[1]
+
+    @torch.no_grad()
+    def embed_and_predict(self, images: Tensor) -> tuple[Tensor, Tensor]:
+        """:meth:`embed` and :meth:`predict_labels` of a batch from one backbone pass (late fusion needs both)."""
         classifier = self.classifier if self.classifier is not None else self.head
         if not self.predicts_labels or not isinstance(classifier, nn.Linear):
             raise ArgumentError("this model has no label classifier (train with the BCE baseline or bce_weight > 0)")
         features = self.backbone(self.normalize(images.to(next(self.parameters()).device)))
-        return torch.sigmoid(classifier(features).float()).cpu()
+        probs = torch.sigmoid(classifier(features).float()).cpu()
+        return self._embedding(features), probs
 
     @torch.no_grad()
     def embed(self, images: Tensor) -> Tensor:
@@ -240,7 +246,9 @@ class Encoder(nn.Module):
 
         The batch is moved to the model's device, so callers need not know where the model lives.
         """
-        features = self.backbone(self.normalize(images.to(next(self.parameters()).device)))
+        return self._embedding(self.backbone(self.normalize(images.to(next(self.parameters()).device))))
+
+    def _embedding(self, features: Tensor) -> Tensor:
         if self.embedding == "projection":
             features = self.head(features)
         return nn.functional.normalize(features.float(), dim=1)

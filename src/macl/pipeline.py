@@ -26,6 +26,7 @@ from macl.evaluate import ProtocolResult, evaluate_protocol, write_report
 from macl.fileio import atomic_write, file_digest
 from macl.index import FaissIndex, Hit, LabelFilter, VectorIndex, create_index, open_index
 from macl.models import Encoder
+from macl.postprocess import PostProcessor
 from macl.train import EpochLog, Trainer, build_model
 
 StepCallback = Callable[[float, float], None]
@@ -121,6 +122,7 @@ def evaluate_model(
         config.evaluate,
         config.train.workers,
         top_k,
+        config.postprocess,
     )
 
 
@@ -132,12 +134,15 @@ def evaluate(config: Config, model: Encoder, name: str) -> ProtocolResult:
 
 
 def embed_splits(
-    config: Config, model: Encoder, splits: list[str], progress: Progress | None = None
+    config: Config, model: Encoder, splits: list[str], progress: Progress | None = None, probabilities: bool = False
 ) -> tuple[Embeddings, tuple[str, ...]]:
-    """Embeddings of the union of ``splits`` (in order), resized image by image (flat memory), and the classes."""
+    """Embeddings of the union of ``splits`` (in order), resized image by image (flat memory), and the
+    classes; with the predicted label probabilities when ``probabilities`` (late fusion needs them)."""
     archive = ArchiveSplits(config.dataset, decode=False)
     parts = [archive.at(split, config.train.image_size) for split in splits]
-    return embed(model, parts, workers=config.train.workers, progress=progress), archive.classes
+    return embed(model, parts, workers=config.train.workers, progress=progress, probabilities=probabilities), (
+        archive.classes
+    )
 
 
 def index_parameters(config: Config) -> dict[str, Any]:
@@ -184,9 +189,15 @@ def build_index(
     normalization = model.config["normalization"]
     path = Path(out) if out is not None else config.run_dir / "archive.index"
     params = index_parameters(config)
+    options = config.postprocess
     if shards is not None:
         from macl.shards import ShardManifest, iter_shards, sample_rows
 
+        if not options.is_identity:
+            raise ArgumentError(
+                "post-processing (the config's postprocess section) is not applied to pre-embedded shards yet: "
+                "build the index from the images, or set every postprocess option off"
+            )
         manifest = ShardManifest.load(Path(shards))
         if manifest.model_hash != model_hash:
             raise CheckpointError(
@@ -208,21 +219,57 @@ def build_index(
                 progress(done, manifest.n_items)
     else:
         config = replace(config, train=replace(config.train, image_size=state["config"]["image_size"]))
-        emb, classes = embed_splits(config, model, list(config.protocol.database), progress)
-        index = create_index(config.index.backend, emb.vectors.shape[1], classes, model_hash, normalization, **params)
-        index.add(emb.vectors, emb.ids, emb.labels)
+        emb, classes = embed_splits(config, model, list(config.protocol.database), progress, options.fusion > 0)
+        vectors, state_pp = emb.vectors, None
+        if not options.is_identity:
+            processor = PostProcessor(options).fit(emb.vectors, emb.probabilities)
+            vectors, state_pp = processor.database(emb.vectors, emb.probabilities), processor.state()
+        index = create_index(config.index.backend, vectors.shape[1], classes, model_hash, normalization, **params)
+        index.postprocess = state_pp
+        index.add(vectors, emb.ids, emb.labels)
     index.save(path)
     return path
 
 
-def embed_image(model: Encoder, path: Path | str, image_size: int) -> np.ndarray:
-    """The (1, D) embedding of one image file, sized exactly as the archive's images are for the model."""
-    return embed_decoded(model, read_image(path), image_size)
+def embed_image(model: Encoder, path: Path | str, image_size: int, index: VectorIndex | None = None) -> np.ndarray:
+    """The (1, D) query vector of one image file, sized exactly as the archive's images are for the model
+    and post-processed as ``index``'s vectors were (:func:`embed_decoded`)."""
+    return embed_decoded(model, read_image(path), image_size, index)
 
 
-def embed_decoded(model: Encoder, image: torch.Tensor, image_size: int) -> np.ndarray:
-    """The (1, D) embedding of a decoded (3, H, W) ``uint8`` image, sized as the archive's images are."""
-    return model.embed(model_input(resize_image(image, image_size))[None]).cpu().numpy()
+def embed_decoded(model: Encoder, image: torch.Tensor, image_size: int, index: VectorIndex | None = None) -> np.ndarray:
+    """The (1, D) query vector of a decoded (3, H, W) ``uint8`` image, sized as the archive's images are.
+
+    With an ``index`` whose vectors were post-processed (``index.postprocess``), the query goes through
+    the same steps: centring/whitening learnt on the database, late fusion with the model's predicted
+    labels, and query expansion with its top neighbours *in this index* (their stored vectors, weighted
+    as :class:`macl.postprocess.PostProcessor` weighs them).
+    """
+    batch = model_input(resize_image(image, image_size))[None]
+    state = index.postprocess if index is not None else None
+    if state is None:
+        return model.embed(batch).cpu().numpy()
+    processor = PostProcessor.from_state(state)
+    if processor.options.fusion > 0:
+        vector, probs = model.embed_and_predict(batch)
+        query = processor.transform(vector.cpu().numpy(), probs.numpy())
+    else:
+        query = processor.transform(model.embed(batch).cpu().numpy())
+    assert index is not None
+    return expand_query(query, index, processor.options.qe_k, processor.options.qe_alpha)
+
+
+def expand_query(query: np.ndarray, index: VectorIndex, k: int, alpha: float) -> np.ndarray:
+    """α-query expansion of a (1, D) query with its top-``k`` hits in ``index`` (0: unchanged):
+    normalise(q + Σ max(s_j, 0)^α · y_j), the stored vectors y_j, s_j the index's scores (exact cosines
+    for exact backends, the backend's estimate otherwise)."""
+    if k == 0 or index.ntotal == 0:
+        return query
+    scores, ids = index.search(query, min(k, index.ntotal))
+    total = query[0].astype(np.float64)
+    for score, image_id in zip(scores[0], ids[0], strict=False):
+        total += max(float(score), 0.0) ** alpha * index.embedding_of(image_id)
+    return (total / np.linalg.norm(total)).astype(np.float32)[None]
 
 
 @dataclass(frozen=True)
@@ -293,7 +340,7 @@ def search(
         if not Path(image).is_file():
             raise MissingFileError(f"query image {image} does not exist")
         model, state = load_model(checkpoint)
-        vector = embed_image(model, image, state["config"]["image_size"])
+        vector = embed_image(model, image, state["config"]["image_size"], index)
         return f"image {image}", index.hits(vector, k, where=where)[0]
     assert image_id is not None or labels is not None
     query = id_query(index, image_id, where) if image_id is not None else labels_query(index, labels or [], where)

@@ -59,11 +59,11 @@ def paired_test(a: np.ndarray, b: np.ndarray) -> dict[str, Any]:
     return out
 
 
-def _per_query(results: list[dict[str, Any]], split: str, key: str) -> dict[int, np.ndarray]:
+def per_query_values(results: list[dict[str, Any]], split: str, key: str) -> dict[int, np.ndarray]:
     return {r["seed"]: np.array([np.nan if v is None else v for v in r[split]["per_query"][key]]) for r in results}
 
 
-def _rare_ap(results: list[dict[str, Any]], split: str) -> dict[int, np.ndarray]:
+def rare_label_ap(results: list[dict[str, Any]], split: str) -> dict[int, np.ndarray]:
     out = {}
     for r in results:
         rare, ap = r[split]["rare_labels"], r[split]["per_label_ap"]
@@ -71,7 +71,7 @@ def _rare_ap(results: list[dict[str, Any]], split: str) -> dict[int, np.ndarray]
     return out
 
 
-def _compare(variant: dict[int, np.ndarray], reference: dict[int, np.ndarray]) -> dict[str, Any]:
+def compare(variant: dict[int, np.ndarray], reference: dict[int, np.ndarray]) -> dict[str, Any]:
     seeds = sorted(set(variant) & set(reference))
     if not seeds:
         return {"n": 0, "wilcoxon_p": None, "t_p": None, "mean_difference": None}
@@ -136,10 +136,10 @@ def summarize_study(study: Study, results: dict[str, list[dict[str, Any]]]) -> d
             entry[split] = summarize_variant(cells, split)
             if reference and variant.name != study.reference:
                 tests = {
-                    k: _compare(_per_query(cells, split, k), _per_query(reference, split, k))
+                    k: compare(per_query_values(cells, split, k), per_query_values(reference, split, k))
                     for k in PAIRED_QUERY_METRICS
                 }
-                tests["label_map_rare"] = _compare(_rare_ap(cells, split), _rare_ap(reference, split))
+                tests["label_map_rare"] = compare(rare_label_ap(cells, split), rare_label_ap(reference, split))
                 entry[split]["vs_reference"] = tests
         variants.append(entry)
     return {

@@ -32,7 +32,9 @@ def open_index(path: Path | str, expected_model_hash: str | None = None, mmap: b
     if meta["backend"] == "milvus":
         from macl.index.milvus_index import MilvusIndex
 
-        return MilvusIndex.open(meta, folder)
+        index = MilvusIndex.open(meta, folder)
+        index.postprocess = meta.get("postprocess")
+        return index
     return load_faiss(path, folder, meta, mmap=mmap)
 
 

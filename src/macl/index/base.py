@@ -122,6 +122,9 @@ class VectorIndex(ABC):
         self.label_names = tuple(label_names)
         self.model_hash = model_hash
         self.normalization = normalization
+        # The retrieval post-processing the stored vectors went through (macl.postprocess.PostProcessor's
+        # state), which a query must go through too; None: plain L2-normalised embeddings.
+        self.postprocess: dict[str, Any] | None = None
 
     # --- the vocabulary every backend implements --------------------------------------------------------
     @property

@@ -40,6 +40,7 @@ def _meta(index: VectorIndex) -> dict[str, Any]:
         "label_names": list(index.label_names),
         "model_hash": index.model_hash,
         "normalization": index.normalization,
+        "postprocess": index.postprocess,
     }
 
 
@@ -106,6 +107,7 @@ def load_faiss(path: Path, folder: Path, meta: dict[str, Any], mmap: bool = True
     if vectors.shape[1] != index.dim or built.d != index.dim:
         raise IndexFileError(f"index {path} holds {vectors.shape[1]}-d vectors but records dim {index.dim}")
     index._restore(ids, vectors, labels.astype(np.uint8), alive.astype(bool), built)
+    index.postprocess = meta.get("postprocess")  # absent from indexes saved before post-processing existed
     return index
 
 

@@ -6,6 +6,7 @@ applies them to every query in memory-bounded chunks.
 """
 
 from macl.metrics.evaluate import RetrievalReport, evaluate_retrieval
+from macl.metrics.literature import LiteratureReport, literature_metrics, random_query_split
 from macl.metrics.ranking import (
     acg_at_k,
     average_precision,
@@ -24,6 +25,7 @@ from macl.metrics.relevance import (
 )
 
 __all__ = [
+    "LiteratureReport",
     "RetrievalReport",
     "acg_at_k",
     "any_label_overlap",
@@ -34,8 +36,10 @@ __all__ = [
     "label_cosine",
     "label_frequencies",
     "label_jaccard",
+    "literature_metrics",
     "ndcg_at_k",
     "precision_at_k",
+    "random_query_split",
     "shared_label_count",
     "wap_at_k",
 ]

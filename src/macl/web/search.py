@@ -74,7 +74,7 @@ class Searcher:
     def by_image(self, image: torch.Tensor, where: LabelFilter, options: PageOptions) -> Page:
         """Neighbours of a decoded (3, H, W) ``uint8`` image, embedded as ``pipeline.embed_image`` does."""
         where.check(self.names)
-        vector = embed_decoded(self.model, image, self.image_size)
+        vector = embed_decoded(self.model, image, self.image_size, self.index)
 
         def fetch(n: int) -> list[Hit]:
             return self.index.hits(vector, n, where=where)[0]
