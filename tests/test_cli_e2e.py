@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from macl import pipeline
 from macl.index import FaissIndex, LabelFilter, open_index
@@ -87,9 +88,28 @@ def test_index_search_evaluate_report(runs) -> None:
                 "map_jac0.4", "label_map_macro", "label_map_rare", "label_map_frequent"):  # fmt: skip
         assert key in trained["metrics"], key
     assert trained["metrics"]["map"] > untrained["metrics"]["map"], "MACL must beat the untrained network"
+    # the literature protocol: 20 % of the test split (OML's seed) against the rest of it, OML's metrics too
+    out = macl("evaluate", *common, "--set", "protocol.kind=literature").stdout
+    literature = json.loads((run / "metrics_trained_literature.json").read_text())
+    n_test = len(trained["per_query"]["map"])
+    assert literature["n_queries"] == literature["literature"]["n_queries"] == int(0.2 * n_test)
+    assert {"lit_map_d0.6", "lit_map_d0.4", "lit_map_d0.2"} <= set(literature["literature"]["metrics"])
+    assert "lit_map_d0.6" in out
     report = macl("report", str(run)).stdout
     page = (run / "report.html").read_text()
     assert "report.html" in report and "Retrieval metrics" in page and "data:image/png;base64" in page
+
+
+def test_post_processed_index_answers_image_queries_like_the_evaluation(runs, tmp_path) -> None:
+    run = runs["straight"]
+    common = [*TINY, "--set", f"output={run}", "--set", "postprocess.center=true", "--set", "postprocess.qe_k=3"]
+    macl("index", *common, "--out", str(tmp_path / "pp.index"))
+    index = open_index(tmp_path / "pp.index")
+    assert index.postprocess is not None and index.postprocess["options"]["center"] is True
+    image = tmp_path / "query.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (40, 40, 3), dtype=np.uint8)).save(image)
+    out = macl("search", *common, "--index", str(tmp_path / "pp.index"), "--image", str(image), "-k", "3").stdout
+    assert "top 3 for image" in out
 
 
 def test_user_errors_are_one_line_and_exit_2(runs, tmp_path) -> None:

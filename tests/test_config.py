@@ -38,6 +38,10 @@ def test_overrides_parse_as_yaml_and_ints_are_numbers() -> None:
         ("dataset.name=ucmerced", r"unknown dataset 'ucmerced'"),
         ("protocol.queries=tset", r"^protocol\.queries must name splits"),
         ("train.normalization=imagnet", r"^train\.normalization must be one of"),
+        ("protocol.kind=oml", r"^protocol\.kind must be one of \('split', 'literature'\)"),
+        ("protocol.query_fraction=1.5", r"^protocol\.query_fraction must lie in \(0, 1\)"),
+        ("postprocess.whiten=-1", r"^postprocess\.whiten must not be negative; got -1$"),
+        ("postprocess.fusion=1", r"^postprocess\.fusion must lie in \[0, 1\)"),
         ("train", r"must look like section\.key=value"),
     ],
 )  # fmt: skip

@@ -425,3 +425,16 @@ def test_cuda_tensors_match_cpu():
         ks=(1, 10),
     )
     assert gpu.metrics == pytest.approx(cpu.metrics, abs=1e-12, nan_ok=True)
+
+
+def test_split_is_omls_own_draw() -> None:
+    """OML: ``np.random.seed(24)`` then ``np.sort(np.random.choice(range(N), int(N * 0.2), replace=False))``."""
+    state = np.random.get_state()
+    try:
+        np.random.seed(24)
+        oml = np.sort(np.random.choice(range(420), int(420 * 0.2), replace=False))
+    finally:
+        np.random.set_state(state)
+    query, database = random_query_split(420)
+    np.testing.assert_array_equal(query, oml)
+    assert len(database) == 336

@@ -189,6 +189,9 @@ def _print_metrics(results: dict[str, Any]) -> None:
         table.add_column(name, justify="right")
     for key in HEADLINE:
         table.add_row(key, *(f"{r.report.metrics.get(key, float('nan')):.3f}" for r in results.values()))
+    first = next(iter(results.values()))
+    for key in first.literature.metrics if first.literature is not None else []:
+        table.add_row(key, *(f"{r.literature.metrics[key]:.3f}" for r in results.values()))
     console.print(table)
 
 
@@ -196,13 +199,15 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from macl import pipeline
 
     config = _config(args)
+    suffix = "" if config.protocol.kind == "split" else f"_{config.protocol.kind}"
     results = {}
     if args.untrained:
-        results["untrained"] = pipeline.evaluate(config, pipeline.untrained_model(config), "metrics_untrained")
+        untrained = pipeline.untrained_model(config)
+        results["untrained"] = pipeline.evaluate(config, untrained, f"metrics_untrained{suffix}")
     model, _ = pipeline.load_model(_checkpoint(args, config))
-    results["trained"] = pipeline.evaluate(config, model, "metrics_trained")
+    results["trained"] = pipeline.evaluate(config, model, f"metrics_trained{suffix}")
     _print_metrics(results)
-    console.print(f"results → {config.output}/metrics_*.json and .md")
+    console.print(f"results → {config.output}/metrics_*{suffix}.json and .md")
     return 0
 
 

@@ -35,6 +35,7 @@ INDEX_BACKENDS = ("exact", "hnsw", "ivf", "sq8", "ivf-sq8", "hnsw-sq8", "ivf-pq"
 MILVUS_INDEX_TYPES = ("FLAT", "HNSW", "IVF_FLAT")
 BCE = "bce"  # the multi-label classifier baseline: backbone + linear head + BCE, retrieval by backbone features
 NORMALIZATIONS = ("auto", "none", "imagenet")
+PROTOCOL_KINDS = ("split", "literature")
 
 
 def _fail_unless(ok: bool, key: str, message: str) -> None:
@@ -70,15 +71,30 @@ class DatasetConfig:
 
 @dataclass
 class ProtocolConfig:
-    """Which split queries which: UC Merced's is test against train + val."""
+    """Which split queries which: UC Merced's is test against train + val.
+
+    ``kind: literature`` is the protocol of the multi-label remote-sensing retrieval literature as
+    OML's code runs it (Imbriaco et al., TGRS 2022; :mod:`macl.metrics.literature`): the ``queries``
+    split alone is embedded, ``⌊query_fraction·N⌋`` of its images drawn with ``split_seed`` (OML's 24)
+    query the rest of it, ``database`` is not used, and the literature's metrics are reported beside ours.
+    """
 
     queries: str = "test"
     database: list[str] = field(default_factory=lambda: ["train", "val"])
+    kind: str = "split"
+    query_fraction: float = 0.2
+    split_seed: int = 24
 
     def __post_init__(self) -> None:
         for key, split in [("protocol.queries", self.queries)] + [("protocol.database", s) for s in self.database]:
             _fail_unless(split in SPLIT_NAMES, key, f"must name splits from {SPLIT_NAMES}; got {split!r}")
         _fail_unless(bool(self.database), "protocol.database", "must name at least one split")
+        _fail_unless(
+            self.kind in PROTOCOL_KINDS, "protocol.kind", f"must be one of {PROTOCOL_KINDS}; got {self.kind!r}"
+        )
+        _fail_unless(
+            0 < self.query_fraction < 1, "protocol.query_fraction", f"must lie in (0, 1); got {self.query_fraction}"
+        )
 
 
 @dataclass

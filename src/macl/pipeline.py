@@ -113,6 +113,8 @@ def evaluate_model(
     top_k: int = 0,
 ) -> ProtocolResult:
     """Every metric of ``model`` on the config's protocol (or ``queries`` against ``database``)."""
+    protocol = config.protocol
+    literature = (protocol.query_fraction, protocol.split_seed) if protocol.kind == "literature" else None
     return evaluate_protocol(
         model,
         splits or ArchiveSplits(config.dataset),
@@ -123,13 +125,14 @@ def evaluate_model(
         config.train.workers,
         top_k,
         config.postprocess,
+        literature if queries is None and database is None else None,
     )
 
 
 def evaluate(config: Config, model: Encoder, name: str) -> ProtocolResult:
     """Run the protocol with ``model`` and write ``<output>/<name>.json`` and ``.md``."""
     result = evaluate_model(config, model)
-    write_report(result.report, config.run_dir, name, {"protocol": asdict(config.protocol)})
+    write_report(result.report, config.run_dir, name, {"protocol": asdict(config.protocol)}, result.literature)
     return result
 
 

@@ -1,10 +1,13 @@
-"""Retrieval post-processing evaluated on a study's trained cells, without training anything again.
+"""Retrieval post-processing, and the literature protocol, evaluated on a study's trained cells without
+training anything again.
 
 Every cell of a study run with ``--keep-checkpoints`` keeps its final weights (``last.pt``). For each such
 cell this module embeds the validation protocol (val queries against the training images) and the
 config's test protocol once — with the predicted label probabilities when the model has a label
 classifier (the BCE baseline, a hybrid) — then scores every post-processing option of :data:`OPTIONS` on
-those embeddings (:func:`macl.evaluate.score_embeddings`, what ``macl evaluate`` runs). Each result has
+those embeddings (:func:`macl.evaluate.score_embeddings`, what ``macl evaluate`` runs), on validation,
+on the test protocol and on the literature protocol (20 % of the test split, OML's seed, against the
+rest of it). Each result has
 the shape of a cell's ``result.json`` (val and test reports with per-query values), so a (variant,
 option) pair is summarised and paired-tested exactly like a trained variant
 (:func:`macl.bench.summary.summarize_variant`).
@@ -27,7 +30,7 @@ from macl.bench.runner import cell_dir
 from macl.bench.studies import UNTRAINED, Study
 from macl.bench.summary import compare, per_query_values, rare_label_ap, summarize_variant
 from macl.config import Config
-from macl.evaluate import embed_protocol, score_embeddings
+from macl.evaluate import embed_protocol, literature_split, score_embeddings
 from macl.fileio import atomic_write
 from macl.postprocess import PostProcessing
 
@@ -65,15 +68,21 @@ def evaluate_cell(
     if missing:
         cell = replace(config, train=replace(config.train, image_size=state["config"]["image_size"]))
         size, workers = cell.train.image_size, 0
+        test = embed_protocol(model, splits, cell.protocol.queries, list(cell.protocol.database), size, workers)
         protocols = {
             "val": embed_protocol(model, splits, "val", ["train"], size, workers),
-            "test": embed_protocol(model, splits, cell.protocol.queries, list(cell.protocol.database), size, workers),
+            "test": test,
+            # the literature's protocol within the test split (OML: 20 % of it, seed 24, query the rest)
+            "literature": literature_split(test[0], cell.protocol.query_fraction, cell.protocol.split_seed),
         }
         for option in missing.values():
-            cache[_key(option)] = {
-                split: score_embeddings(q, db, splits, cell.evaluate, 0, option).report.to_dict(include_per_query=True)
-                for split, (q, db) in protocols.items()
-            }
+            entry = {}
+            for split, (q, db) in protocols.items():
+                result = score_embeddings(q, db, splits, cell.evaluate, 0, option, literature=split == "literature")
+                entry[split] = result.report.to_dict(include_per_query=True)
+                if result.literature is not None:
+                    entry[split]["literature"] = result.literature.to_dict(include_per_query=True)
+            cache[_key(option)] = entry
         with atomic_write(cache_path) as fh:
             fh.write(json.dumps(cache).encode())
     return {name: cache[_key(option)] for name, option in wanted.items()}

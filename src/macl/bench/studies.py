@@ -344,6 +344,7 @@ def canonical_loss_args(loss: str, args: dict[str, Any]) -> dict[str, Any]:
 # Training options added after the first benchmark: they enter a cell's key only when set away from
 # these values (which reproduce the earlier behaviour), so cells trained before keep their keys.
 LATER_OPTIONS: dict[str, Any] = {"normalization": "auto", "bce_weight": 0.0}
+LATER_PROTOCOL_OPTIONS: dict[str, Any] = {"kind": "split", "query_fraction": 0.2, "split_seed": 24}
 
 
 def cell_key(config: Config, train: TrainConfig, trained: bool) -> str:
@@ -359,9 +360,13 @@ def cell_key(config: Config, train: TrainConfig, trained: bool) -> str:
     for key, value in LATER_OPTIONS.items():
         if spec[key] == value:
             spec.pop(key)
+    protocol = asdict(config.protocol)
+    for key, value in LATER_PROTOCOL_OPTIONS.items():
+        if protocol[key] == value:
+            protocol.pop(key)
     payload = {
         "dataset": asdict(config.dataset),
-        "protocol": asdict(config.protocol),
+        "protocol": protocol,
         "train": spec,
         "trained": trained,
     }

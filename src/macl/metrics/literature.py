@@ -155,12 +155,29 @@ class LiteratureReport:
             }
         return result
 
+    def to_markdown(self) -> str:
+        """The metrics as a Markdown table, with how many queries mAP averages over."""
+        lines = [
+            f"Literature protocol (OML's definitions): {self.n_queries} queries, mAP over {self.n_map_queries}.",
+            "",
+            "| metric | value |",
+            "|---|---|",
+        ]
+        return "\n".join(lines + [f"| {key} | {value:.4f} |" for key, value in self.metrics.items()]) + "\n"
 
-def random_query_split(n_items: int, fraction: float = 0.2, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+
+# The cut-offs OML reports ACG, nDCG and WAP at.
+LITERATURE_KS = (20, 40, 60, 80, 100)
+
+
+def random_query_split(n_items: int, fraction: float = 0.2, seed: int = 24) -> tuple[np.ndarray, np.ndarray]:
     """Seeded query/database split of ``n_items`` items: ``(query indices, database indices)``, both sorted.
 
-    ``⌊n_items · fraction⌋`` queries are drawn without replacement, as OML's ``int(N * 0.2)``; the rest
-    is the database, so the two are disjoint and cover ``0 … n_items − 1``. Raises ``ValueError`` when
+    ``⌊n_items · fraction⌋`` queries are drawn without replacement exactly as OML draws them
+    (``np.random.seed(seed)`` then ``np.random.choice(range(N), int(N * 0.2), replace=False)``: numpy's
+    legacy generator, reproduced with :class:`numpy.random.RandomState`; its configs use seed 24), so the
+    same ``N`` items in the same order give OML's very query set. The rest is the database: the two are
+    disjoint and cover ``0 … n_items − 1``. Raises ``ValueError`` when
     ``fraction`` is outside (0, 1) or either side would be empty.
     """
     if isinstance(n_items, bool) or not isinstance(n_items, int | np.integer) or n_items < 0:
@@ -173,8 +190,8 @@ def random_query_split(n_items: int, fraction: float = 0.2, seed: int = 0) -> tu
             f"{n_items} items with fraction {fraction} give {n_query} queries and {n_items - n_query} "
             "database items; both must be non-empty"
         )
-    rng = np.random.default_rng(seed)
-    query = np.sort(rng.choice(n_items, size=n_query, replace=False)).astype(np.int64)
+    rng = np.random.RandomState(seed)  # OML's legacy global generator, without touching numpy's global state
+    query = np.sort(rng.choice(range(n_items), n_query, replace=False)).astype(np.int64)
     database = np.setdiff1d(np.arange(n_items, dtype=np.int64), query)
     return query, database
 
