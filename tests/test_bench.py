@@ -190,3 +190,44 @@ def test_summary_of_a_study_without_its_reference_has_no_tests(bench: Path) -> N
     summary = summarize_study(study, {"plr-off": results["plr-off"]})
     assert [v["name"] for v in summary["variants"]] == ["plr-off"]
     assert "vs_reference" not in summary["variants"][0]["val"]
+
+
+def test_post_processing_study_on_kept_checkpoints(tmp_path: Path) -> None:
+    """The hybrid study's cells keep their weights; post-processing is scored on them without training."""
+    from macl.bench import postprocess
+
+    config = load_config(None, ["dataset.args={num_images: 80, image_size: 32, seed: 3}", "train.batch_size=16"])
+    study = studies()["hybrid"]
+    splits = ArchiveSplits(config.dataset)
+    run_study(config, study, "tiny", [0], tmp_path, splits=splits, keep_checkpoints=True, log=lambda line: None)
+    options = {name: postprocess.OPTIONS[name] for name in ("none", "center", "fusion-0.5")}
+    results = postprocess.evaluate_study(config, study, "tiny", [0], tmp_path, options, log=lambda line: None)
+    assert set(results) == {v.name for v in study.variants}
+    assert set(results["hybrid-0"]) == {"none", "center"}  # no label classifier: no fusion
+    assert set(results["hybrid-1"]) == {"none", "center", "fusion-0.5"}
+    cell = results["hybrid-1"]["fusion-0.5"][0]
+    assert {"val", "test", "literature"} <= set(cell) and "lit_map_d0.6" in cell["literature"]["literature"]["metrics"]
+    # "none" reproduces the cell's own evaluation exactly: one embedding path, one ranking
+    own = json.loads((cell_dir(config, study.variants[3], "tiny", 0, tmp_path) / "result.json").read_text())
+    assert results["hybrid-1"]["none"][0]["test"]["metrics"] == own["test"]["metrics"]
+    summary = postprocess.summarize(results, ("hybrid-0", "none"))
+    for entry in summary["variants"].values():
+        chosen = entry["options"][entry["chosen"]]["val"]["metrics"]["map"]["mean"]
+        assert chosen >= entry["options"]["none"]["val"]["metrics"]["map"]["mean"] - postprocess.MAP_TOLERANCE
+    assert "vs_reference" in summary["variants"]["hybrid-1"]["options"]["none"]["test"]
+    labels = {v.name: v.label for v in study.variants}
+    page = "\n".join(postprocess.page_lines(summary, results, labels))
+    assert "lambda=1 | fusion-0.5" in page and "literature protocol" in page
+    # cached: a second pass reads every score from the cells' postprocess.json
+    assert (cell_dir(config, study.variants[3], "tiny", 0, tmp_path) / "postprocess.json").is_file()
+    again = postprocess.evaluate_study(config, study, "tiny", [0], tmp_path, options, log=lambda line: None)
+    assert again == results
+
+
+def test_worker_count_enters_the_cell_key_only_when_it_changes_the_draws() -> None:
+    config = load_config(None)
+    variant = studies()["compare"].variants[1]
+    train = resolve_train(config, variant, "tiny", 0)
+    zero, one, two = (cell_key(config, replace(train, workers=w), True) for w in (0, 1, 2))
+    assert len({zero, one, two}) == 3
+    assert cell_key(config, replace(train, eval_every=5), True) == zero

@@ -429,12 +429,12 @@ def test_cuda_tensors_match_cpu():
 
 def test_split_is_omls_own_draw() -> None:
     """OML: ``np.random.seed(24)`` then ``np.sort(np.random.choice(range(N), int(N * 0.2), replace=False))``."""
-    state = np.random.get_state()
+    state = np.random.get_state()  # noqa: NPY002 (OML's legacy global generator, on purpose)
     try:
-        np.random.seed(24)
-        oml = np.sort(np.random.choice(range(420), int(420 * 0.2), replace=False))
+        np.random.seed(24)  # noqa: NPY002 (OML's legacy global generator, on purpose)
+        oml = np.sort(np.random.choice(range(420), int(420 * 0.2), replace=False))  # noqa: NPY002
     finally:
-        np.random.set_state(state)
+        np.random.set_state(state)  # noqa: NPY002 (OML's legacy global generator, on purpose)
     query, database = random_query_split(420)
     np.testing.assert_array_equal(query, oml)
     assert len(database) == 336

@@ -27,6 +27,7 @@ from macl.figures import Panel, per_label_figure, pick_queries, retrieval_grid
 from macl.fileio import atomic_write
 
 GRID_METHODS = ("macl", "mulsupcon", "bce", "supcon-any")  # rows of the retrieval grids
+COMPARISONS = ("compare", "headline", "reference")  # studies shown with full metric and paired-test tables
 
 
 def _fmt(stat: dict[str, Any] | None, std: bool = True) -> str:
@@ -295,7 +296,7 @@ def write_page(
         if study["question"]:
             lines += [study["question"], ""]
         lines += _same_run_notes(full_study)
-        if study["figure"] == "bars" and name in ("compare", "reference"):
+        if study["figure"] == "bars" and name in COMPARISONS:
             lines += ["Test split (queries against the database of the protocol), mean ± std over seeds:", ""]
             lines += [*_metric_table(study, "test"), ""]
             lines += [
@@ -309,7 +310,7 @@ def write_page(
             fig_name = _save(comparison_figure(study), figures, f"{name}_bars", cmd)
             lines += [f"![{study['title']}](figures/results/{fig_name})", ""]
             present = tuple(n for n in GRID_METHODS if any(v["name"] == n for v in study["variants"]))
-            if name == "compare" and present:
+            if name in ("compare", "headline") and present:
                 figure = study_per_label_figure(study, present, config.evaluate.rare_threshold)
                 fig_name = _save(figure, figures, "per_label_ap", cmd)
                 lines += [f"![per-label AP](figures/results/{fig_name})", ""]

@@ -151,3 +151,89 @@ def summarize(results: dict[str, dict[str, list[dict[str, Any]]]], reference: tu
             entries[name] = entry
         table[variant] = {"options": entries, "chosen": choose(per_option)}
     return {"reference": list(reference), "map_tolerance": MAP_TOLERANCE, "variants": table}
+
+
+def _cell(stat: dict[str, Any] | None) -> str:
+    if not stat or stat.get("mean") is None:
+        return "–"
+    return f"{stat['mean']:.3f} ± {stat['std']:.3f}" if len(stat["values"]) > 1 else f"{stat['mean']:.3f}"
+
+
+def _p(test: dict[str, Any] | None) -> str:
+    if not test or test.get("mean_difference") is None:
+        return "–"
+    p = test.get("wilcoxon_p")
+    return f"{test['mean_difference']:+.3f} ({'–' if p is None else f'{p:.2g}'})"
+
+
+def literature_summary(cells: list[dict[str, Any]]) -> dict[str, Any]:
+    """Mean ± std over seeds of the literature protocol's OML metrics."""
+    from macl.bench.summary import _mean_std
+
+    keys = cells[0]["literature"]["literature"]["metrics"].keys()
+    return {k: _mean_std([c["literature"]["literature"]["metrics"][k] for c in cells]) for k in keys}
+
+
+def page_lines(
+    summary: dict[str, Any], results: dict[str, dict[str, list[dict[str, Any]]]], labels: dict[str, str]
+) -> list[str]:
+    """Markdown: every option per method (val and test), each method with its validation-chosen option
+    against the reference, and the literature protocol's table."""
+    ref_variant, ref_option = summary["reference"]
+    lines = [
+        "### Every post-processing option, per method",
+        "",
+        "Options are learnt on the database of each protocol (validation: the training images; test: "
+        "train + val). Chosen on validation: the best rare-label AP among the options whose validation mAP "
+        f"is within {summary['map_tolerance']} of no post-processing.",
+        "",
+    ]
+    head = "| method | option | val mAP | val rare AP | test mAP | test rare AP | test nDCG-jac@10 | test ACG@10 |"
+    lines += [head, "|---|---|---|---|---|---|---|---|"]
+    for variant, entry in summary["variants"].items():
+        for option, o in entry["options"].items():
+            v, t = o["val"]["metrics"], o["test"]["metrics"]
+            mark = " **(chosen)**" if option == entry["chosen"] else ""
+            lines.append(
+                f"| {labels.get(variant, variant)} | {option}{mark} | {_cell(v['map'])} | {_cell(v['label_map_rare'])}"
+                f" | {_cell(t['map'])} | {_cell(t['label_map_rare'])} | {_cell(t['ndcg_jac@10'])} | "
+                f"{_cell(t['acg@10'])} |"
+            )
+    lines += [
+        "",
+        f"### Each method with and without its chosen post-processing (test), against `{ref_variant}` + `{ref_option}`",
+        "",
+        "Δ = row − reference, Wilcoxon p over seeds × queries (rare AP: seeds × rare labels).",
+        "",
+        "| method | option | mAP | nDCG-jac@10 | ACG@10 | mAP J≥0.6 | rare-label AP | frequent-label AP "
+        "| mAP Δ (p) | rare AP Δ (p) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for variant, entry in summary["variants"].items():
+        for option in dict.fromkeys(("none", entry["chosen"])):
+            o = entry["options"][option]
+            t, tests = o["test"]["metrics"], o["test"].get("vs_reference", {})
+            lines.append(
+                f"| {labels.get(variant, variant)} | {option} | {_cell(t['map'])} | {_cell(t['ndcg_jac@10'])} | "
+                f"{_cell(t['acg@10'])} | {_cell(t['map_jac0.6'])} | {_cell(t['label_map_rare'])} | "
+                f"{_cell(t['label_map_frequent'])} | {_p(tests.get('map'))} | {_p(tests.get('label_map_rare'))} |"
+            )
+    first = next(iter(results.values()))["none"][0]["literature"]["literature"]
+    keys = [k for k in first["metrics"] if k.startswith("lit_map") or k.endswith(("@20", "@100"))]
+    lines += [
+        "",
+        "### The literature protocol (OML's definitions; 20 % of the test split, seed 24, against the rest)",
+        "",
+        f"{first['n_queries']} queries; mAP over the {first['n_map_queries']} with an item at Jaccard distance "
+        "≤ 0.2 (seed 0's count). Definitions and their differences from ours: [literature.md](literature.md).",
+        "",
+        "| method | option | " + " | ".join(keys) + " |",
+        "|---|---" + "|---" * len(keys) + "|",
+    ]
+    for variant, entry in summary["variants"].items():
+        for option in dict.fromkeys(("none", entry["chosen"])):
+            stats = literature_summary(results[variant][option])
+            lines.append(
+                f"| {labels.get(variant, variant)} | {option} | " + " | ".join(_cell(stats[k]) for k in keys) + " |"
+            )
+    return [*lines, ""]
