@@ -17,8 +17,10 @@ import torch
 from macl import pipeline
 from macl.config import Config, load_config
 from macl.embedding import Embeddings
+from macl.errors import ArgumentError
 from macl.fileio import file_digest
 from macl.index import open_index
+from macl.postprocess import PostProcessing
 from macl.shards import ShardError, ShardManifest, embed_shards, iter_shards, missing_shards, sample_rows
 
 SPLITS = ["train", "val"]
@@ -195,3 +197,18 @@ def test_an_index_built_from_shards_equals_one_built_at_once(config, checkpoint,
     a, b = direct.search(queries, 5), sharded.search(queries, 5)
     np.testing.assert_allclose(a[0], b[0], atol=1e-5)
     assert a[1] == b[1]
+
+
+def test_a_centred_index_from_shards_equals_one_built_at_once(config, checkpoint, reference, work) -> None:
+    """Centring learnt on the shards (every row here: fewer than SHARD_FIT_ROWS) is the database's own."""
+    cfg = replace(config, postprocess=PostProcessing(center=True, qe_k=2))
+    direct = open_index(pipeline.build_index(cfg, checkpoint, work / "direct-centred.index"))
+    sharded = open_index(pipeline.build_index(cfg, checkpoint, work / "shards-centred.index", shards=reference))
+    assert sharded.postprocess is not None and direct.postprocess is not None
+    np.testing.assert_allclose(sharded.postprocess["mean"], direct.postprocess["mean"], atol=1e-6)
+    some = direct.ids[3]
+    np.testing.assert_allclose(sharded.embedding_of(some), direct.embedding_of(some), atol=1e-5)
+    with pytest.raises(ArgumentError, match="not applied to pre-embedded shards"):
+        pipeline.build_index(
+            replace(config, postprocess=PostProcessing(dba_k=3)), checkpoint, work / "x", shards=reference
+        )

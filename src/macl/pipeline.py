@@ -30,6 +30,9 @@ from macl.postprocess import PostProcessor
 from macl.train import EpochLog, Trainer, build_model
 
 StepCallback = Callable[[float, float], None]
+# Rows of the shards that centring / whitening are learnt on when indexing pre-embedded shards: the mean
+# and a 2048 × 2048 covariance are estimated well from 200 000 rows, and reading them is one pass.
+SHARD_FIT_ROWS = 200_000
 Progress = Callable[[int, int], None]
 
 
@@ -196,10 +199,11 @@ def build_index(
     if shards is not None:
         from macl.shards import ShardManifest, iter_shards, sample_rows
 
-        if not options.is_identity:
+        if options.fusion > 0 or options.dba_k > 0:
             raise ArgumentError(
-                "post-processing (the config's postprocess section) is not applied to pre-embedded shards yet: "
-                "build the index from the images, or set every postprocess option off"
+                "postprocess.fusion and postprocess.dba_k are not applied to pre-embedded shards (shards hold "
+                "no label probabilities, and augmentation needs the whole database at once): build the index "
+                "from the images, or keep to center / whiten / qe_k"
             )
         manifest = ShardManifest.load(Path(shards))
         if manifest.model_hash != model_hash:
@@ -207,16 +211,22 @@ def build_index(
                 f"shards in {shards} come from model {manifest.model_hash[:12]}, not {checkpoint} "
                 f"({model_hash[:12]}); embed them again with this checkpoint"
             )
-        index = create_index(
-            config.index.backend, manifest.dim, manifest.label_names, model_hash, normalization, **params
-        )
+        processor = None
+        if not options.is_identity:  # centring / whitening learnt on a seeded sample of the shards
+            fit_rows = min(manifest.n_items, SHARD_FIT_ROWS)
+            processor = PostProcessor(options).fit(sample_rows(Path(shards), fit_rows, seed=1))
+        dim = processor.dim if processor is not None and processor.dim is not None else manifest.dim
+        index = create_index(config.index.backend, dim, manifest.label_names, model_hash, normalization, **params)
+        index.postprocess = processor.state() if processor is not None else None
         if isinstance(index, FaissIndex):  # train on a seeded sample, then stream the shards in
             size = index.training_size(manifest.n_items)
             sample = sample_rows(Path(shards), size, seed=0) if size else np.empty((0, manifest.dim), np.float32)
-            index.train(sample, expected_total=manifest.n_items)
+            index.train(processor.transform(sample) if processor is not None and size else sample,
+                        expected_total=manifest.n_items)  # fmt: skip
         done = 0
         for emb in iter_shards(Path(shards)):
-            index.add(emb.vectors, emb.ids, emb.labels)
+            vectors = processor.transform(emb.vectors) if processor is not None else emb.vectors
+            index.add(vectors, emb.ids, emb.labels)
             done += len(emb.ids)
             if progress is not None:
                 progress(done, manifest.n_items)
