@@ -231,3 +231,14 @@ def test_worker_count_enters_the_cell_key_only_when_it_changes_the_draws() -> No
     zero, one, two = (cell_key(config, replace(train, workers=w), True) for w in (0, 1, 2))
     assert len({zero, one, two}) == 3
     assert cell_key(config, replace(train, eval_every=5), True) == zero
+
+
+def test_the_configs_bce_head_belongs_to_its_macl_only() -> None:
+    config = load_config(None, ["train.loss=macl", "train.bce_weight=1.0", "train.loss_args={alpha: -0.4}"])
+    headline = {v.name: v for v in studies()["headline"].variants}
+    weights = {name: resolve_train(config, v, "standard", 0).bce_weight for name, v in headline.items()}
+    assert weights == {"macl": 1.0, "contrastive-macl": 0.0, "mulsupcon": 0.0, "supcon-any": 0.0, BCE: 0.0}
+    assert resolve_train(config, headline["contrastive-macl"], "standard", 0).loss_args == {"alpha": -0.4}
+    hybrid = {v.name: resolve_train(config, v, "quick", 0) for v in studies()["hybrid"].variants}
+    assert [t.bce_weight for t in hybrid.values()] == [0.0, 0.1, 0.3, 1.0, 3.0, 10.0]
+    assert resolve_train(config, headline["macl"], "standard", 0).workers == PRESETS["standard"]["workers"] == 1
