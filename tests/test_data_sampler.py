@@ -8,7 +8,7 @@ import torch
 from scipy import stats
 from torch.utils.data import DataLoader
 
-from macl.data.sampler import LabelAwareBatchSampler
+from macl.data.sampler import LabelAwareBatchSampler, RandomBatchSampler, RankSlices
 from tiny_archive import TinyArchive, write_tiny_archive
 
 FREQ = np.array([0.5, 0.4, 0.3, 0.05, 0.03, 0.02, 0.01])
@@ -65,25 +65,49 @@ def test_oversampling_epoch_size_is_documented(labels) -> None:
     assert sum(map(len, batches)) == len(batches) * 64
 
 
-def test_ranks_split_the_epoch_and_take_equal_steps(labels) -> None:
-    whole = LabelAwareBatchSampler(labels, 64, seed=5, world_size=1).epoch_batches(0)
-    ranks = [list(LabelAwareBatchSampler(labels, 64, seed=5, rank=r, world_size=3)) for r in range(3)]
-    assert len({len(r) for r in ranks}) == 1
-    assert [b for r in ranks for b in r][: len(whole)] != []  # non-empty
-    merged = [ranks[k % 3][k // 3] for k in range(3 * len(ranks[0]))]
-    assert merged[: len(whole)] == whole  # same draw as one process, dealt round-robin
+@pytest.mark.parametrize(
+    "make", [lambda y: LabelAwareBatchSampler(y, 64, seed=5), lambda y: RandomBatchSampler(len(y), 64, seed=5)]
+)
+def test_ranks_slice_every_global_batch_and_take_equal_steps(labels, make) -> None:
+    """Three processes' slices, concatenated, are the global batches one process draws."""
+    whole = make(labels).epoch_batches(0)
+    ranks = [list(RankSlices(make(labels), r, 3)) for r in range(3)]
+    assert len({len(r) for r in ranks}) == 1 and len(ranks[0]) == len(whole)
+    assert all(abs(len(ranks[0][k]) - len(ranks[2][k])) <= 1 for k in range(len(whole)))
+    assert [ranks[0][k] + ranks[1][k] + ranks[2][k] for k in range(len(whole))] == whole
+
+
+def test_a_batch_smaller_than_the_world_is_skipped_by_every_rank() -> None:
+    # 10 images in batches of 4: the last batch has 2 images, fewer than 3 processes.
+    ranks = [list(RankSlices(RandomBatchSampler(10, 4, seed=1), r, 3)) for r in range(3)]
+    assert [len(r) for r in ranks] == [2, 2, 2]
+    assert sorted(i for r in ranks for b in r for i in b) == sorted(
+        i for b in RandomBatchSampler(10, 4, seed=1).epoch_batches(0)[:2] for i in b
+    )
+
+
+def test_random_batches_are_one_permutation_per_epoch() -> None:
+    sampler = RandomBatchSampler(10, 4, seed=2)
+    first, second = sampler.epoch_batches(0), sampler.epoch_batches(1)
+    assert sorted(i for b in first for i in b) == list(range(10)) and [len(b) for b in first] == [4, 4, 2]
+    assert first != second and len(sampler) == 3
+    assert [len(b) for b in RandomBatchSampler(10, 4, drop_last=True).epoch_batches(0)] == [4, 4]
 
 
 @pytest.mark.parametrize(("rank", "world_size"), [(0, 1), (1, 2)])
 def test_set_epoch_on_a_fresh_sampler_replays_that_epoch(labels, rank, world_size) -> None:
     """A run resumed at an epoch boundary builds a new sampler and sets the epoch: the same batches."""
-    running = LabelAwareBatchSampler(labels, 64, seed=9, rank=rank, world_size=world_size)
+
+    def make() -> RankSlices:
+        return RankSlices(LabelAwareBatchSampler(labels, 64, seed=9), rank, world_size)
+
+    running = make()
     epochs = []
     for epoch in range(3):
         running.set_epoch(epoch)
         epochs.append(list(running))
     assert epochs[1] != epochs[2]
-    resumed = LabelAwareBatchSampler(labels, 64, seed=9, rank=rank, world_size=world_size)
+    resumed = make()
     resumed.set_epoch(2)
     assert list(resumed) == epochs[2] and len(resumed) == len(epochs[2])
 
@@ -106,4 +130,4 @@ def test_invalid_arguments() -> None:
     with pytest.raises(ValueError, match="kappa"):
         LabelAwareBatchSampler(y, 2, kappa=-1)
     with pytest.raises(ValueError, match="rank"):
-        LabelAwareBatchSampler(y, 2, rank=2, world_size=2)
+        RankSlices(LabelAwareBatchSampler(y, 2), rank=2, world_size=2)

@@ -110,6 +110,12 @@ class TrainConfig:
     binary cross-entropy of an extra linear label classifier on the backbone feature — the backbone
     learns from pairs and from the labels directly (rare labels get a gradient in every batch that holds
     them, partner or not).
+
+    ``memory`` (> 0) keeps that many embeddings of earlier global batches (cross-batch memory) as extra
+    candidates of every anchor. ``batch_size`` is the *global* batch: under ``torchrun`` each of ``W``
+    processes trains on ``batch_size / W`` images and the loss is computed over all of them
+    (:mod:`macl.objective`); ``sync_bn`` makes batch normalisation use the statistics of the global batch
+    too (GPUs only: torch's SyncBatchNorm does not run on the CPU).
     """
 
     loss: str = "macl"
@@ -134,6 +140,8 @@ class TrainConfig:
     seed: int = 0
     workers: int = 0
     eval_every: int = 1
+    memory: int = 0
+    sync_bn: bool = False
 
     def __post_init__(self) -> None:
         from macl.losses import LOSSES
@@ -160,6 +168,12 @@ class TrainConfig:
             self.loss != BCE or self.bce_weight == 0,
             "train.bce_weight",
             "is the weight of a BCE head added to a contrastive loss; the BCE baseline is one already",
+        )
+        _fail_unless(self.memory >= 0, "train.memory", f"must not be negative; got {self.memory}")
+        _fail_unless(
+            self.loss != BCE or self.memory == 0,
+            "train.memory",
+            "holds embeddings for a pair loss; the BCE baseline has no pairs",
         )
         _fail_unless(self.eval_every >= 1, "train.eval_every", f"must be at least 1; got {self.eval_every}")
         _fail_unless(0 <= self.kappa <= 1, "train.kappa", f"must lie in [0, 1]; got {self.kappa}")

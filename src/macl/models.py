@@ -210,8 +210,15 @@ class Encoder(nn.Module):
             "classes": classes,
         }
 
-    def forward(self, images: Tensor) -> Tensor:
-        return self.head(self.backbone(self.normalize(images)))
+    def forward(self, images: Tensor, with_logits: bool = False) -> Tensor | tuple[Tensor, Tensor]:
+        """The head's output; with ``with_logits``, also the extra classifier's label logits (one backbone pass).
+
+        One method for both, so that a ``DistributedDataParallel`` wrapper (which hooks ``forward``) sees
+        the hybrid's pass too.
+        """
+        if not with_logits:
+            return self.head(self.backbone(self.normalize(images)))
+        return self.forward_hybrid(images)
 
     def forward_hybrid(self, images: Tensor) -> tuple[Tensor, Tensor]:
         """The head's output and the extra classifier's label logits, from one backbone pass."""

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from macl import distributed
 from macl.archive import ArchiveSplits
 from macl.config import Config, to_yaml
 from macl.data.cache import model_input, resize_image
@@ -48,27 +49,35 @@ def train(
     """Train the configured model into ``config.output``; with ``resume``, continue from its ``last.pt``.
 
     The training split is decoded once into memory at 1.25× the training side (random crops, then resize
-    down). ``splits`` shares decoded archives between runs (the benchmark harness); ``validate=False``
-    skips the per-epoch validation (and ``best.pt``). The run folder records the resolved configuration
-    (``config.yaml``) and the history (``history.json``).
+    down). Under ``torchrun`` every process calls this: it joins the process group the environment
+    describes (:func:`macl.distributed.session`), trains its slice of every global batch, and rank 0
+    alone writes files and calls the callbacks. ``splits`` shares decoded archives between runs (the
+    benchmark harness); ``validate=False`` skips the per-epoch validation (and ``best.pt``). The run
+    folder records the resolved configuration (``config.yaml``) and the history (``history.json``).
     """
-    out = config.run_dir
-    out.mkdir(parents=True, exist_ok=True)
-    cfg = config.train
-    splits = splits or ArchiveSplits(config.dataset)
-    train_set = splits.at("train", round(cfg.image_size * 1.25))
-    validation = (splits.at("val", cfg.image_size), splits.at("train", cfg.image_size)) if validate else None
-    trainer = Trainer(cfg, train_set, validation, out)
-    last = out / "last.pt"
-    if resume and last.is_file():
-        trainer.resume(last)
-    with atomic_write(out / "config.yaml") as fh:
-        fh.write(to_yaml(config).encode())
-    if on_start is not None:
-        on_start(trainer)
-    trainer.fit(on_step, on_epoch)
-    with atomic_write(out / "history.json") as fh:
-        fh.write(json.dumps([asdict(h) for h in trainer.history], indent=1).encode())
+    with distributed.session() as world:
+        out = config.run_dir
+        out.mkdir(parents=True, exist_ok=True)
+        cfg = config.train
+        splits = splits or ArchiveSplits(config.dataset)
+        train_set = splits.at("train", round(cfg.image_size * 1.25))
+        validation = (splits.at("val", cfg.image_size), splits.at("train", cfg.image_size)) if validate else None
+        trainer = Trainer(cfg, train_set, validation, out)
+        last = out / "last.pt"
+        if resume and last.is_file():
+            trainer.resume(last)
+        if world.is_main:
+            with atomic_write(out / "config.yaml") as fh:
+                fh.write(to_yaml(config).encode())
+        else:  # progress and logs come from rank 0 alone
+            on_start = on_step = on_epoch = None
+        if on_start is not None:
+            on_start(trainer)
+        trainer.fit(on_step, on_epoch)
+        if world.is_main:
+            with atomic_write(out / "history.json") as fh:
+                fh.write(json.dumps([asdict(h) for h in trainer.history], indent=1).encode())
+        distributed.barrier()  # every process returns a finished run folder
     return trainer
 
 

@@ -40,6 +40,7 @@ from torch.utils.data import ConcatDataset, Subset
 from macl.archive import ArchiveSplits
 from macl.config import Config
 from macl.data.base import Sample
+from macl.distributed import environment_world
 from macl.embedding import Embeddings, embed
 from macl.errors import ArgumentError, MaclError, MissingFileError
 from macl.fileio import atomic_write, file_digest
@@ -272,17 +273,10 @@ def sample_rows(out_dir: Path | str, n: int, seed: int) -> np.ndarray:
 
 # --- the manifest -----------------------------------------------------------------------------------------
 def _rank_and_world(rank: int | None, world_size: int | None) -> tuple[int, int]:
-    def from_env(name: str, default: int) -> int:
-        raw = os.environ.get(name)
-        if raw is None:
-            return default
-        try:
-            return int(raw)
-        except ValueError:
-            raise ArgumentError(f"environment variable {name}={raw!r} is not an integer") from None
-
-    world = world_size if world_size is not None else from_env("WORLD_SIZE", 1)
-    own = rank if rank is not None else from_env("RANK", 0)
+    if rank is None or world_size is None:  # torchrun's environment
+        env = environment_world()
+        rank, world_size = (env.rank if rank is None else rank), (env.size if world_size is None else world_size)
+    world, own = world_size, rank
     if world < 1:
         raise ArgumentError(f"world_size must be at least 1; got {world}")
     if not 0 <= own < world:
@@ -408,7 +402,12 @@ def _embed_here(
     on_start: Callable[[int], None],
     on_done: Callable[[int], None],
 ) -> None:
-    """Embed and write ``shards`` in this process, one at a time (the body of every worker, too)."""
+    """Embed and write ``shards`` in this process, one at a time (the body of every worker, too).
+
+    On a GPU machine the model runs on this rank's GPU (``cuda:<LOCAL_RANK>``, so ``torchrun`` with one
+    process per GPU embeds on all of them).
+    """
+    model = model.to(environment_world().device())
     items: ConcatDataset[Sample] = ConcatDataset([archive.at(split, manifest.image_size) for split in manifest.splits])
     for index in shards:
         on_start(index)

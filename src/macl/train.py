@@ -7,9 +7,16 @@ the checkpoint written at the end of epoch ``e − 1`` therefore replays epoch `
 the same weights as an uninterrupted run.
 
 Checkpoints (``last.pt`` every epoch, ``best.pt`` at the best validation mAP) hold the model and its
-input normalisation, optimiser, scheduler, history and configuration (the sampler needs no state: its
-batches depend only on ``(seed, epoch)``). They are written atomically and hold only tensors and plain
-data, so they load with ``torch.load(weights_only=True)``: a downloaded run folder cannot run code.
+input normalisation, optimiser, scheduler, memory, history and configuration (the sampler needs no
+state: its batches depend only on ``(seed, epoch)``). They are written atomically and hold only tensors
+and plain data, so they load with ``torch.load(weights_only=True)``: a downloaded run folder cannot run
+code.
+
+**Several processes** (``torchrun``; :mod:`macl.distributed`): every process builds the same global
+batches and trains on its slice of each (:class:`macl.data.sampler.RankSlices`), the model is wrapped in
+``DistributedDataParallel`` and the loss is the global batch's (:mod:`macl.objective`). Rank 0 alone
+validates and writes checkpoints and logs. Nothing in a checkpoint depends on the number of processes, so
+a run resumes with any number that divides the global batch (augmentations, drawn per process, differ).
 """
 
 from __future__ import annotations
@@ -26,20 +33,24 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from macl import distributed
 from macl.config import BCE, TrainConfig, train_config
 from macl.data.base import Sample
-from macl.data.sampler import LabelAwareBatchSampler
+from macl.data.sampler import LabelAwareBatchSampler, RandomBatchSampler, RankSlices
 from macl.data.transforms import MultiView, Transformed, train_augmentation, views_to_batch
 from macl.embedding import embed
-from macl.errors import CheckpointError
+from macl.errors import CheckpointError, ConfigError
 from macl.fileio import atomic_write
 from macl.losses import NEEDS_LABEL_COUNTS, build_loss
+from macl.memory import MemoryQueue
 from macl.metrics import evaluate_retrieval
 from macl.models import Encoder
+from macl.objective import Objective, StepLoss
 
 
-def epoch_seed(seed: int, epoch: int) -> int:
-    return int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0])
+def epoch_seed(seed: int, epoch: int, rank: int = 0) -> int:
+    """The seed of epoch ``epoch``'s augmentations on process ``rank`` (rank 0: that of a single process)."""
+    return int(np.random.SeedSequence([seed, epoch, *([rank] if rank else [])]).generate_state(1)[0])
 
 
 def build_model(config: TrainConfig, num_classes: int) -> Encoder:
@@ -101,12 +112,23 @@ class Trainer:
     ) -> None:
         self.config, self.out_dir = config, Path(out_dir)
         self.train_set, self.validation = train_set, validation
+        self.world = distributed.current_world()
+        if config.batch_size % self.world.size:
+            raise ConfigError(
+                f"train.batch_size: the global batch of {config.batch_size} images does not split evenly "
+                f"over {self.world.size} processes; use a batch size divisible by the number of processes"
+            )
         torch.manual_seed(config.seed)  # model initialisation (on the CPU, so it is the same on every device)
         labels = train_set.label_matrix
         # The GPU when there is one: not part of the config, so a run can resume on another machine.
-        self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        self.device = self.world.device()
         self.model = build_model(config, labels.shape[1]).to(self.device)
+        self.network = self._parallel(self.model)  # what the loop calls: DDP around the model, or the model
         self.criterion = build_criterion(config, labels.sum(0), labels.shape[0]).to(self.device)
+        memory = None
+        if config.memory:
+            memory = MemoryQueue(config.memory, config.out_dim, labels.shape[1], self.device)
+        self.objective = Objective(self.criterion, config.bce_weight, config.n_views, memory)
         self.steps_per_epoch = len(self.batches(0))
         params = self.model.parameters()
         if config.optimizer == "adamw":
@@ -122,26 +144,37 @@ class Trainer:
         self.history: list[EpochLog] = []
         self.best_map = -1.0
 
+    def _parallel(self, model: Encoder) -> nn.Module:
+        if not self.world.distributed:
+            return model
+        if self.config.sync_bn:
+            if self.device.type != "cuda":
+                raise ConfigError("train.sync_bn: torch's SyncBatchNorm runs on GPUs only; set it false on CPUs")
+            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+            self.model = model
+        ids = [self.device.index] if self.device.type == "cuda" else None
+        return nn.parallel.DistributedDataParallel(model, device_ids=ids)
+
     # --- data ----------------------------------------------------------------------------------------
     def batches(self, epoch: int) -> DataLoader:
-        """The DataLoader of ``epoch``: its order and augmentations depend only on (seed, epoch)."""
+        """This process's DataLoader of ``epoch``: its slice of the epoch's global batches.
+
+        The global batches depend only on (seed, epoch); the augmentations on (seed, epoch, rank).
+        """
         cfg = self.config
         views = Transformed(self.train_set, MultiView(train_augmentation(cfg.image_size), cfg.n_views))
-        generator = torch.Generator().manual_seed(epoch_seed(cfg.seed, epoch))
+        generator = torch.Generator().manual_seed(epoch_seed(cfg.seed, epoch, self.world.rank))
+        n = len(self.train_set)
+        batches: LabelAwareBatchSampler | RandomBatchSampler
         if cfg.sampler:
-            sampler = LabelAwareBatchSampler(
+            batches = LabelAwareBatchSampler(
                 self.train_set.label_matrix, cfg.batch_size, kappa=cfg.kappa, seed=cfg.seed
             )
-            sampler.set_epoch(epoch)
-            return DataLoader(views, batch_sampler=sampler, num_workers=cfg.workers, generator=generator)
-        return DataLoader(
-            views,
-            batch_size=cfg.batch_size,
-            shuffle=True,
-            drop_last=len(self.train_set) >= 2 * cfg.batch_size,
-            num_workers=cfg.workers,
-            generator=generator,
-        )
+        else:
+            batches = RandomBatchSampler(n, cfg.batch_size, drop_last=n >= 2 * cfg.batch_size, seed=cfg.seed)
+        sampler = RankSlices(batches, self.world.rank, self.world.size)
+        sampler.set_epoch(epoch)
+        return DataLoader(views, batch_sampler=sampler, num_workers=cfg.workers, generator=generator)
 
     # --- checkpoints ---------------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
@@ -155,12 +188,15 @@ class Trainer:
             "epoch": self.epoch,
             "history": [asdict(h) for h in self.history],
             "best_map": self.best_map,
+            "memory": None if self.objective.memory is None else self.objective.memory.state_dict(),
         }
 
     def save(self, name: str) -> Path:
+        """Write a checkpoint atomically, from rank 0 only (every process holds the same state)."""
         path = self.out_dir / name
-        with atomic_write(path) as fh:
-            torch.save(self.state(), fh)
+        if self.world.is_main:
+            with atomic_write(path) as fh:
+                torch.save(self.state(), fh)
         return path
 
     def resume(self, path: Path) -> None:
@@ -181,28 +217,25 @@ class Trainer:
         self.scheduler.load_state_dict(state["scheduler"])
         self.epoch, self.best_map = state["epoch"], state["best_map"]
         self.history = [EpochLog(**h) for h in state["history"]]
+        if self.objective.memory is not None and state.get("memory") is not None:
+            self.objective.memory.load_state_dict(state["memory"])
 
     # --- the loop ------------------------------------------------------------------------------------
     def train_epoch(self, on_step: Callable[[float, float], None] | None = None) -> EpochLog:
         """One epoch; ``on_step(loss, images_per_s)`` after every step (the CLI's progress bar)."""
         cfg = self.config
-        torch.manual_seed(epoch_seed(cfg.seed, self.epoch) + 1)  # augmentations drawn in this process
+        torch.manual_seed(epoch_seed(cfg.seed, self.epoch, self.world.rank) + 1)  # augmentations drawn here
         loader = self.batches(self.epoch)
-        self.model.train()
+        self.network.train()
         total, count, start = 0.0, 0, time.perf_counter()
         for batch in loader:
             images, labels = views_to_batch(batch["image"], batch["label"])
             images, labels = images.to(self.device, non_blocking=True), labels.to(self.device, non_blocking=True)
-            with torch.autocast("cpu" if not images.is_cuda else "cuda", dtype=torch.bfloat16, enabled=cfg.bf16):
-                loss = self.loss(images, labels)
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            self.optimizer.step()
-            self.scheduler.step()
-            count += batch["label"].shape[0]
-            total += float(loss.item()) * batch["label"].shape[0]
+            step = self.step(images, labels)
+            count += step.images
+            total += step.value * step.images
             if on_step is not None:
-                on_step(loss.item(), count / (time.perf_counter() - start))
+                on_step(step.value, count / (time.perf_counter() - start))
         self.epoch += 1
         log = EpochLog(
             self.epoch,
@@ -210,7 +243,8 @@ class Trainer:
             count / (time.perf_counter() - start),
             float(self.scheduler.get_last_lr()[0]),
         )
-        if self.validation is not None and (self.epoch % cfg.eval_every == 0 or self.epoch == cfg.epochs):
+        validating = self.validation is not None and (self.epoch % cfg.eval_every == 0 or self.epoch == cfg.epochs)
+        if validating and self.world.is_main:
             log.val_map = self.validate()
         self.history.append(log)
         self.save("last.pt")
@@ -219,13 +253,19 @@ class Trainer:
             self.save("best.pt")
         return log
 
-    def loss(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """The training loss of one batch of views: the criterion, plus λ·BCE of the label head (hybrid)."""
-        if self.model.classifier is None:
-            return self.criterion(self.model(images).float(), labels)
-        output, logits = self.model.forward_hybrid(images)
-        bce = nn.functional.binary_cross_entropy_with_logits(logits.float(), labels.float())
-        return self.criterion(output.float(), labels) + self.config.bce_weight * bce
+    def step(self, images: torch.Tensor, labels: torch.Tensor) -> StepLoss:
+        """One optimisation step on this process's views: the global batch's loss (:mod:`macl.objective`)."""
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.config.bf16):
+            if self.model.classifier is None:
+                output, logits = self.network(images), None
+            else:
+                output, logits = self.network(images, with_logits=True)
+            loss = self.objective(output, labels, logits)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward.backward()
+        self.optimizer.step()
+        self.scheduler.step()
+        return loss
 
     def validate(self) -> float:
         """Validation queries against the training images (the retrieval protocol in miniature): mAP."""

@@ -343,7 +343,7 @@ def canonical_loss_args(loss: str, args: dict[str, Any]) -> dict[str, Any]:
 
 # Training options added after the first benchmark: they enter a cell's key only when set away from
 # these values (which reproduce the earlier behaviour), so cells trained before keep their keys.
-LATER_OPTIONS: dict[str, Any] = {"normalization": "auto", "bce_weight": 0.0}
+LATER_OPTIONS: dict[str, Any] = {"normalization": "auto", "bce_weight": 0.0, "memory": 0, "sync_bn": False}
 LATER_PROTOCOL_OPTIONS: dict[str, Any] = {"kind": "split", "query_fraction": 0.2, "split_seed": 24}
 
 

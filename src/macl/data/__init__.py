@@ -8,7 +8,7 @@ from macl.data.folder import FolderArchive
 from macl.data.images import read_image
 from macl.data.mlaid import MLAID
 from macl.data.registry import ARCHIVES, open_archive
-from macl.data.sampler import LabelAwareBatchSampler
+from macl.data.sampler import LabelAwareBatchSampler, RandomBatchSampler, RankSlices
 from macl.data.synthetic import SyntheticAerial
 from macl.data.ucm import UCMerced
 from macl.data.whdld import WHDLD
@@ -27,6 +27,8 @@ __all__ = [
     "LabelAwareBatchSampler",
     "LabelFileError",
     "MultiLabelDataset",
+    "RandomBatchSampler",
+    "RankSlices",
     "SyntheticAerial",
     "UCMerced",
     "open_archive",

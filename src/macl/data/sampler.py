@@ -19,9 +19,12 @@ completion off an epoch is exactly one random permutation of the dataset (every 
 batch possibly short); otherwise an epoch draws ``num_batches · batch_size`` images, rare-label images
 more often than their share and some common ones not at all.
 
-**Distributed.** With ``world_size`` processes the epoch's batch list is padded to a multiple of
-``world_size`` and process ``rank`` takes batches ``rank, rank + world_size, …`` — every process runs
-the same number of steps on batches that are label-aware on their own.
+**Distributed.** ``batch_size`` is the *global* batch. Every process builds the same list of global
+batches and :class:`RankSlices` deals each one out: process ``r`` of ``W`` takes the ``r``-th of ``W``
+equal contiguous slices of every batch, so all processes run the same number of steps and their slices,
+concatenated, are exactly the batch one process would train on. A global batch (label-aware, rare labels
+paired) is what the loss sees once the processes gather their embeddings; a slice alone is not.
+:class:`RandomBatchSampler` is the same contract for plain random batches.
 
 **Resuming.** The batches of an epoch depend only on ``(seed, epoch)``, so the sampler has no state to
 checkpoint: a run resumed at an epoch boundary calls ``set_epoch(epoch)`` and replays the very batches an
@@ -46,9 +49,8 @@ class LabelAwareBatchSampler(Sampler[list[int]]):
         batch_size: images per batch (before augmentation into views).
         kappa: rare-label oversampling exponent; 0 disables oversampling.
         complete_pairs: swap in a second carrier for labels with one carrier in a batch.
-        num_batches: batches per epoch over all processes; default ``ceil(N / batch_size)``.
+        num_batches: batches per epoch; default ``ceil(N / batch_size)``.
         seed: the sampler's own seed (independent of torch's global RNG).
-        rank, world_size: this process and the number of processes.
     """
 
     def __init__(
@@ -59,8 +61,6 @@ class LabelAwareBatchSampler(Sampler[list[int]]):
         complete_pairs: bool = True,
         num_batches: int | None = None,
         seed: int = 0,
-        rank: int = 0,
-        world_size: int = 1,
     ) -> None:
         matrix = np.asarray(labels, dtype=bool)
         if matrix.ndim != 2 or matrix.shape[0] == 0:
@@ -69,14 +69,12 @@ class LabelAwareBatchSampler(Sampler[list[int]]):
             raise ValueError(f"batch_size must be in [1, {matrix.shape[0]}] (the dataset size); got {batch_size}")
         if kappa < 0:
             raise ValueError(f"kappa must be >= 0; got {kappa}")
-        if not 0 <= rank < world_size:
-            raise ValueError(f"need 0 <= rank < world_size; got rank={rank}, world_size={world_size}")
         self.labels = matrix
         self.batch_size = batch_size
         self.kappa = kappa
         self.complete_pairs = complete_pairs
         self.num_batches = num_batches or math.ceil(matrix.shape[0] / batch_size)
-        self.seed, self.rank, self.world_size = seed, rank, world_size
+        self.seed = seed
         self.epoch = 0
         self.counts = matrix.sum(0)
         self.weights = self._image_weights()
@@ -94,15 +92,15 @@ class LabelAwareBatchSampler(Sampler[list[int]]):
         self.epoch = epoch
 
     def epoch_batches(self, epoch: int) -> list[list[int]]:
-        """Every batch of ``epoch`` over all processes, before the split by rank."""
+        """Every (global) batch of ``epoch``."""
         rng = np.random.default_rng([self.seed, epoch])
         n = self.labels.shape[0]
-        total = math.ceil(self.num_batches / self.world_size) * self.world_size
+        total = self.num_batches
         uniform_permutation = self.kappa == 0 and not self.complete_pairs and total * self.batch_size >= n
         if uniform_permutation:
             order = rng.permutation(n)
             batches = [order[k : k + self.batch_size] for k in range(0, n, self.batch_size)]
-            while len(batches) < total:  # padding for equal steps per process
+            while len(batches) < total:  # more batches than one pass over the data asked for
                 batches.append(rng.choice(n, size=self.batch_size, replace=False))
             return [b.tolist() for b in batches[:total]]
         out = []
@@ -137,7 +135,66 @@ class LabelAwareBatchSampler(Sampler[list[int]]):
         return batch
 
     def __iter__(self) -> Iterator[list[int]]:
-        yield from self.epoch_batches(self.epoch)[self.rank :: self.world_size]
+        yield from self.epoch_batches(self.epoch)
 
     def __len__(self) -> int:
-        return math.ceil(self.num_batches / self.world_size)
+        return self.num_batches
+
+
+class RandomBatchSampler(Sampler[list[int]]):
+    """Plain random batches: one permutation of ``n`` images per epoch, drawn from ``(seed, epoch)`` only.
+
+    The last batch is kept short unless ``drop_last``. Like :class:`LabelAwareBatchSampler` it has no
+    state to checkpoint and every process of a distributed run builds the same list.
+    """
+
+    def __init__(self, n: int, batch_size: int, drop_last: bool = False, seed: int = 0) -> None:
+        if not 1 <= batch_size <= n:
+            raise ValueError(f"batch_size must be in [1, {n}] (the dataset size); got {batch_size}")
+        self.n, self.batch_size, self.drop_last, self.seed = n, batch_size, drop_last, seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def epoch_batches(self, epoch: int) -> list[list[int]]:
+        order = np.random.default_rng([self.seed, epoch, 1]).permutation(self.n).tolist()
+        batches = [order[k : k + self.batch_size] for k in range(0, self.n, self.batch_size)]
+        if self.drop_last and len(batches[-1]) < self.batch_size:
+            batches.pop()
+        return batches
+
+    def __iter__(self) -> Iterator[list[int]]:
+        yield from self.epoch_batches(self.epoch)
+
+    def __len__(self) -> int:
+        return self.n // self.batch_size if self.drop_last else math.ceil(self.n / self.batch_size)
+
+
+class RankSlices(Sampler[list[int]]):
+    """Process ``rank``'s share of every global batch of ``batches``: its contiguous slice.
+
+    Slices are as equal as the batch allows (``numpy.array_split``: sizes differ by at most one, only in a
+    short last batch); a batch with fewer images than processes is skipped by every process alike, so all
+    processes take the same number of steps — a collective operation never waits for a process that has
+    run out of batches.
+    """
+
+    def __init__(self, batches: LabelAwareBatchSampler | RandomBatchSampler, rank: int, world_size: int) -> None:
+        if not 0 <= rank < world_size:
+            raise ValueError(f"need 0 <= rank < world_size; got rank={rank}, world_size={world_size}")
+        self.batches, self.rank, self.world_size = batches, rank, world_size
+
+    def set_epoch(self, epoch: int) -> None:
+        self.batches.set_epoch(epoch)
+
+    def global_batches(self) -> list[list[int]]:
+        """The epoch's global batches that are dealt out (those with at least one image per process)."""
+        return [b for b in self.batches.epoch_batches(self.batches.epoch) if len(b) >= self.world_size]
+
+    def __iter__(self) -> Iterator[list[int]]:
+        for batch in self.global_batches():
+            yield np.array_split(np.asarray(batch), self.world_size)[self.rank].tolist()
+
+    def __len__(self) -> int:
+        return len(self.global_batches())

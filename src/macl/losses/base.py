@@ -92,8 +92,17 @@ class AnchorTerms:
 
     def reduce(self) -> Tensor:
         """``Σ weights · terms / Σ weights``; exactly 0 (with a zero gradient) when nothing counts."""
-        total = self.weights.sum()
-        return (self.weights * self.terms).sum() / total.clamp_min(_EPS)
+        numerator, denominator = self.sums()
+        return numerator / denominator.clamp_min(_EPS)
+
+    def sums(self) -> tuple[Tensor, Tensor]:
+        """``(Σ weights · terms, Σ weights)``: what data-parallel processes add up before dividing.
+
+        The weights of every loss here come from labels only (never from embeddings), so a global mean
+        is the sum of the processes' numerators over their summed weights, with no gradient through
+        the denominator.
+        """
+        return (self.weights * self.terms).sum(), self.weights.sum()
 
 
 def build_pair_batch(
@@ -198,7 +207,9 @@ class ContrastiveLoss(nn.Module, ABC):
 
     Returns a scalar: the mean of the per-anchor terms over anchors that have at least one positive.
     The value is comparable across batch sizes (a mean, not a sum) and is not multiplied by any world
-    size; under data parallelism each process reports the mean over its own anchors.
+    size. Called directly under data parallelism it is the mean over the calling process's anchors; the
+    training loop's :class:`macl.objective.Objective` takes :meth:`terms` instead and divides the sum
+    over all processes' anchors by their summed weights: the global mean, the same on every process.
     """
 
     def __init__(self, tau: float) -> None:
@@ -215,9 +226,20 @@ class ContrastiveLoss(nn.Module, ABC):
         ref_labels: Tensor | None = None,
         ref_self_index: Tensor | None = None,
     ) -> Tensor:
+        return self.terms(embeddings, labels, ref_emb, ref_labels, ref_self_index).reduce()
+
+    def terms(
+        self,
+        embeddings: Tensor,
+        labels: Tensor | None = None,
+        ref_emb: Tensor | None = None,
+        ref_labels: Tensor | None = None,
+        ref_self_index: Tensor | None = None,
+    ) -> AnchorTerms:
+        """The per-anchor terms whose weighted mean ``forward`` returns (what a global mean adds up)."""
         with torch.autocast(device_type=embeddings.device.type, enabled=False):
             batch = self.pair_batch(embeddings, labels, ref_emb, ref_labels, ref_self_index)
-            return self.anchor_terms(batch).reduce()
+            return self.anchor_terms(batch)
 
     def pair_batch(
         self,

@@ -1,0 +1,96 @@
+"""Data-parallel training on torch.distributed (gloo, two CPU processes) against one process.
+
+The contract (:mod:`macl.objective`): with the embeddings gathered with their gradient, DDP on ``W``
+processes takes exactly the steps one process takes on the concatenated global batch, logs the same
+loss, and fills the same memory on every process.
+"""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import pytest
+import torch
+import torch.multiprocessing as mp
+
+import distributed_worker as w
+from macl import pipeline
+from macl.config import load_config
+from macl.pipeline import load_model
+
+pytestmark = pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed is not built")
+
+
+def _spawn(tmp_path: Path, task: str, args: tuple = (), world: int = 2) -> list[dict]:
+    rendezvous = f"file://{tmp_path / 'rendezvous'}"
+    mp.spawn(w.worker, args=(world, rendezvous, str(tmp_path), task, args), nprocs=world, join=True)
+    return [torch.load(tmp_path / f"rank{r}.pt", weights_only=False) for r in range(world)]
+
+
+CASES = [
+    ("macl", 0.0, 0),
+    ("mulsupcon", 0.0, 0),
+    ("supcon-any", 0.0, 0),
+    ("bce", 0.0, 0),
+    ("ntxent", 0.0, 0),
+    ("macl", 0.5, 0),  # the hybrid: MACL plus a BCE head
+    ("mulsupcon", 0.0, 24),  # with a cross-batch memory
+    ("ntxent", 0.0, 24),
+]
+
+
+@pytest.mark.parametrize(("loss", "bce_weight", "memory"), CASES)
+def test_two_processes_take_the_steps_of_one_on_the_global_batch(tmp_path, loss, bce_weight, memory) -> None:
+    ranks = _spawn(tmp_path, "train", (loss, bce_weight, memory))
+    single = w.train(loss, bce_weight, memory, rank=0, world=1)
+    for result in ranks:
+        for name, value in single["params"].items():
+            diff = (result["params"][name] - value).abs().max().item()
+            assert diff < 1e-10, f"{loss}: parameter {name} differs by {diff:.2e} from one process"
+        assert result["logged"] == pytest.approx(single["logged"], rel=1e-12, abs=1e-12)
+    assert single["params"]["body.0.weight"].ne(w.Net(6, 0).body[0].weight).any()  # the steps moved the weights
+    if memory:
+        a, b = ranks[0]["memory"], ranks[1]["memory"]
+        assert torch.equal(a["embeddings"], b["embeddings"]) and torch.equal(a["labels"], b["labels"])
+        assert a["count"] == single["memory"]["count"] == memory and a["pointer"] == single["memory"]["pointer"]
+        assert torch.equal(a["labels"], single["memory"]["labels"])  # the rows one process holds, in its order
+        assert (a["embeddings"] - single["memory"]["embeddings"]).abs().max() < 1e-10
+
+
+def test_an_anchor_whose_only_positive_is_on_the_other_process_learns(tmp_path) -> None:
+    ranks = _spawn(tmp_path, "positive")
+    assert all(torch.isfinite(torch.tensor(r["value"])) for r in ranks)
+    assert ranks[0]["value"] == ranks[1]["value"] > 0
+    # image 0 (rank 0, first row) and image 7 (rank 1, last row) are each other's only positive
+    assert ranks[0]["grad_norms"][0] > 0 and ranks[1]["grad_norms"][-1] > 0
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_torchrun_style_training_writes_one_checkpoint_and_resumes_with_another_world_size(tmp_path) -> None:
+    overrides = [
+        "dataset.args={num_images: 48, image_size: 32, seed: 3}",
+        "train.image_size=24",
+        "train.batch_size=8",
+        "train.sampler=true",
+        "train.memory=32",
+        f"output={tmp_path / 'run'}",
+    ]
+    config = load_config(None, [*overrides, "train.epochs=2"])
+    with pytest.raises(mp.ProcessRaisedException, match="stopped after epoch 1"):
+        mp.spawn(w.pipeline_worker, args=(2, _free_port(), config, 1), nprocs=2, join=True)
+    run = tmp_path / "run"
+    assert sorted(p.name for p in run.iterdir()) == ["best.pt", "config.yaml", "last.pt"]  # no temporaries
+    _, state = load_model(run / "last.pt")
+    assert state["epoch"] == 1 and state["memory"]["count"] == 32
+    first = state["history"][0]
+    assert first["val_map"] is not None and first["loss"] > 0
+    # one process carries on from the two-process checkpoint (8 divides by 1 and by 2)
+    resumed = pipeline.train(config, resume=True)
+    assert [h.epoch for h in resumed.history] == [1, 2] and resumed.history[0].loss == first["loss"]
+    assert (run / "history.json").is_file() and resumed.objective.memory.count == 32
