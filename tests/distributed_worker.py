@@ -108,10 +108,24 @@ def only_positive_elsewhere(rank: int) -> dict[str, Any]:
     return {"value": result.value, "grad_norms": emb.grad.norm(dim=1)}
 
 
-def worker(rank: int, world: int, rendezvous: str, out: str, task: str, args: tuple) -> None:
+CASES = [  # (loss, bce_weight, memory)
+    ("macl", 0.0, 0),
+    ("mulsupcon", 0.0, 0),
+    ("supcon-any", 0.0, 0),
+    ("bce", 0.0, 0),
+    ("ntxent", 0.0, 0),
+    ("macl", 0.5, 0),  # the hybrid: MACL plus a BCE head
+    ("mulsupcon", 0.0, 24),  # with a cross-batch memory
+    ("ntxent", 0.0, 24),
+]
+
+
+def worker(rank: int, world: int, rendezvous: str, out: str) -> None:
+    """Every case of :data:`CASES` and the positive-elsewhere check, in one process group (one start-up)."""
     dist.init_process_group("gloo", init_method=rendezvous, rank=rank, world_size=world)
     try:
-        result = train(*args, rank=rank, world=world) if task == "train" else only_positive_elsewhere(rank)
+        result = {case: train(*case, rank=rank, world=world) for case in CASES}
+        result["positive"] = only_positive_elsewhere(rank)
         torch.save(result, Path(out) / f"rank{rank}.pt")
     finally:
         dist.destroy_process_group()

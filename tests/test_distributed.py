@@ -7,7 +7,11 @@ loss, and fills the same memory on every process.
 
 from __future__ import annotations
 
+import json
+import os
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -22,48 +26,38 @@ from macl.pipeline import load_model
 pytestmark = pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed is not built")
 
 
-def _spawn(tmp_path: Path, task: str, args: tuple = (), world: int = 2) -> list[dict]:
-    rendezvous = f"file://{tmp_path / 'rendezvous'}"
-    mp.spawn(w.worker, args=(world, rendezvous, str(tmp_path), task, args), nprocs=world, join=True)
-    return [torch.load(tmp_path / f"rank{r}.pt", weights_only=False) for r in range(world)]
+@pytest.fixture(scope="module")
+def ranks(tmp_path_factory) -> list[dict]:
+    """What each of two gloo processes computed for every case (one process group for all of them)."""
+    out = tmp_path_factory.mktemp("ddp")
+    mp.spawn(w.worker, args=(2, f"file://{out / 'rendezvous'}", str(out)), nprocs=2, join=True)
+    return [torch.load(out / f"rank{r}.pt", weights_only=False) for r in range(2)]
 
 
-CASES = [
-    ("macl", 0.0, 0),
-    ("mulsupcon", 0.0, 0),
-    ("supcon-any", 0.0, 0),
-    ("bce", 0.0, 0),
-    ("ntxent", 0.0, 0),
-    ("macl", 0.5, 0),  # the hybrid: MACL plus a BCE head
-    ("mulsupcon", 0.0, 24),  # with a cross-batch memory
-    ("ntxent", 0.0, 24),
-]
-
-
-@pytest.mark.parametrize(("loss", "bce_weight", "memory"), CASES)
-def test_two_processes_take_the_steps_of_one_on_the_global_batch(tmp_path, loss, bce_weight, memory) -> None:
-    ranks = _spawn(tmp_path, "train", (loss, bce_weight, memory))
+@pytest.mark.parametrize("case", w.CASES, ids=lambda c: f"{c[0]}-bce{c[1]}-memory{c[2]}")
+def test_two_processes_take_the_steps_of_one_on_the_global_batch(ranks, case) -> None:
+    loss, bce_weight, memory = case
     single = w.train(loss, bce_weight, memory, rank=0, world=1)
-    for result in ranks:
+    for rank in ranks:
+        result = rank[case]
         for name, value in single["params"].items():
             diff = (result["params"][name] - value).abs().max().item()
             assert diff < 1e-10, f"{loss}: parameter {name} differs by {diff:.2e} from one process"
         assert result["logged"] == pytest.approx(single["logged"], rel=1e-12, abs=1e-12)
     assert single["params"]["body.0.weight"].ne(w.Net(6, 0).body[0].weight).any()  # the steps moved the weights
     if memory:
-        a, b = ranks[0]["memory"], ranks[1]["memory"]
+        a, b = ranks[0][case]["memory"], ranks[1][case]["memory"]
         assert torch.equal(a["embeddings"], b["embeddings"]) and torch.equal(a["labels"], b["labels"])
         assert a["count"] == single["memory"]["count"] == memory and a["pointer"] == single["memory"]["pointer"]
         assert torch.equal(a["labels"], single["memory"]["labels"])  # the rows one process holds, in its order
         assert (a["embeddings"] - single["memory"]["embeddings"]).abs().max() < 1e-10
 
 
-def test_an_anchor_whose_only_positive_is_on_the_other_process_learns(tmp_path) -> None:
-    ranks = _spawn(tmp_path, "positive")
-    assert all(torch.isfinite(torch.tensor(r["value"])) for r in ranks)
-    assert ranks[0]["value"] == ranks[1]["value"] > 0
+def test_an_anchor_whose_only_positive_is_on_the_other_process_learns(ranks) -> None:
+    values = [r["positive"]["value"] for r in ranks]
+    assert all(torch.isfinite(torch.tensor(v)) for v in values) and values[0] == values[1] > 0
     # image 0 (rank 0, first row) and image 7 (rank 1, last row) are each other's only positive
-    assert ranks[0]["grad_norms"][0] > 0 and ranks[1]["grad_norms"][-1] > 0
+    assert ranks[0]["positive"]["grad_norms"][0] > 0 and ranks[1]["positive"]["grad_norms"][-1] > 0
 
 
 def _free_port() -> int:
@@ -94,3 +88,33 @@ def test_torchrun_style_training_writes_one_checkpoint_and_resumes_with_another_
     resumed = pipeline.train(config, resume=True)
     assert [h.epoch for h in resumed.history] == [1, 2] and resumed.history[0].loss == first["loss"]
     assert (run / "history.json").is_file() and resumed.objective.memory.count == 32
+
+
+def test_torchrun_launches_macl_train_on_two_processes(tmp_path) -> None:
+    """The real launcher: torchrun starts two ``macl train`` processes that meet over gloo."""
+    bin_dir = Path(sys.executable).parent
+    out = tmp_path / "run"
+    command = [
+        str(bin_dir / "torchrun"),
+        "--standalone",
+        "--nproc-per-node=2",
+        "--no-python",
+        str(bin_dir / "macl"),
+        "train",
+        "--set",
+        "dataset.args={num_images: 40, image_size: 32, seed: 1}",
+        "--set",
+        "train.image_size=24",
+        "--set",
+        "train.batch_size=8",
+        "--set",
+        "train.epochs=1",
+        "--set",
+        f"output={out}",
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.count("checkpoints in") == 1  # rank 0 alone reports
+    history = json.loads((out / "history.json").read_text())
+    assert [h["epoch"] for h in history] == [1] and history[0]["val_map"] is not None

@@ -76,7 +76,14 @@ def _train_with_progress(config: Config, resume: bool) -> Any:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from macl.distributed import environment_world
+
     config = _config(args)
+    if not environment_world().is_main:  # under torchrun: rank 0 shows progress and writes the run folder
+        from macl import pipeline
+
+        pipeline.train(config, resume=args.resume)
+        return 0
     trainer = _train_with_progress(config, args.resume)
     console.print(f"checkpoints in {config.output}/ (last.pt, best.pt); best validation mAP {trainer.best_map:.3f}")
     return 0
@@ -365,8 +372,17 @@ def build_parser() -> argparse.ArgumentParser:
         return p
 
     p = add("demo", cmd_demo, "train MACL on the built-in synthetic archive, index, evaluate, write the report")
-    p = add("train", cmd_train, "train an encoder with a contrastive loss (or the BCE baseline)")
-    p.add_argument("--resume", action="store_true", help="continue from <output>/last.pt if it exists")
+    p = add(
+        "train",
+        cmd_train,
+        "train an encoder with a contrastive loss (or the BCE baseline); under torchrun, on every process "
+        "(e.g. torchrun --nproc-per-node 4 --no-python macl train -c run.yaml; see docs/distributed.md)",
+    )
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue from <output>/last.pt if it exists (with any number of processes dividing train.batch_size)",
+    )
     p = add("embed", cmd_embed, "embed splits of the archive with a trained model into an .npz file")
     p.add_argument("--checkpoint", type=Path, help="default <output>/best.pt")
     p.add_argument("--splits", nargs="+", default=["train", "val", "test"])
