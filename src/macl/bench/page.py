@@ -254,13 +254,17 @@ def write_page(
     results_file: Path,
     keep_grid: bool = False,
 ) -> None:
-    """Write ``results_file`` (JSON) and ``page`` (Markdown) with figures in ``<page dir>/figures/results``.
+    """Write ``results_file`` (JSON) and ``page`` (Markdown) with figures in ``<page dir>/figures/<page stem>``.
+
+    Each page has its own figure folder, so pages of two presets side by side do not overwrite each
+    other's figures.
 
     ``tops`` (the compare study's top-6 lists) draw the retrieval grids; a page re-rendered from a results
     file (which does not hold them) passes ``keep_grid`` to keep the grid figure already beside it.
     """
     page = Path(page)
-    figures = page.parent / "figures" / "results"
+    figures = page.parent / "figures" / page.stem
+    rel = f"figures/{page.stem}"
     where = f" -c {shlex.quote(config_path)}" if config_path else ""
     base = f"macl bench{where} --preset {preset}"
     page_cmd = f"macl bench-page{where} --preset {preset}"
@@ -308,21 +312,21 @@ def write_page(
             lines += ["Validation split (val queries against train), the split used for choices:", ""]
             lines += [*_metric_table(study, "val"), ""]
             fig_name = _save(comparison_figure(study), figures, f"{name}_bars", cmd)
-            lines += [f"![{study['title']}](figures/results/{fig_name})", ""]
+            lines += [f"![{study['title']}]({rel}/{fig_name})", ""]
             present = tuple(n for n in GRID_METHODS if any(v["name"] == n for v in study["variants"]))
             if name in ("compare", "headline") and present:
                 figure = study_per_label_figure(study, present, config.evaluate.rare_threshold)
-                fig_name = _save(figure, figures, "per_label_ap", cmd)
-                lines += [f"![per-label AP](figures/results/{fig_name})", ""]
+                fig_name = _save(figure, figures, "per_label_ap" if name == "compare" else f"per_label_ap_{name}", cmd)
+                lines += [f"![per-label AP]({rel}/{fig_name})", ""]
             continue
         lines += [*_ablation_table(study), ""]
         draw = {"heatmap": heatmap_figure, "curve": curve_figure, "bars": bars_figure}[study["figure"]]
         fig_name = _save(draw(study), figures, f"ablation_{name}", cmd)
-        lines += [f"![{study['title']}](figures/results/{fig_name})", ""]
+        lines += [f"![{study['title']}]({rel}/{fig_name})", ""]
     grid = "retrieval_grids"
     if tops:
         _save(grid_figure(config, tops), figures, grid, f"{base} --study compare --seeds 0")
     if tops or (keep_grid and (figures / f"{grid}.png").is_file()):
-        lines += ["## Retrieval grids", "", f"![top-6 retrieval](figures/results/{grid}.png)", ""]
+        lines += ["## Retrieval grids", "", f"![top-6 retrieval]({rel}/{grid}.png)", ""]
     with atomic_write(page) as fh:
         fh.write("\n".join(lines).encode())
