@@ -19,9 +19,12 @@ import torch
 import torch.multiprocessing as mp
 
 import distributed_worker as w
-from macl import pipeline
-from macl.config import load_config
+from macl import pipeline, train
+from macl.config import TrainConfig, load_config
+from macl.distributed import World
+from macl.errors import ConfigError
 from macl.pipeline import load_model
+from test_hybrid import _Labelled
 
 pytestmark = pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed is not built")
 
@@ -118,3 +121,18 @@ def test_torchrun_launches_macl_train_on_two_processes(tmp_path) -> None:
     assert done.stdout.count("checkpoints in") == 1  # rank 0 alone reports
     history = json.loads((out / "history.json").read_text())
     assert [h["epoch"] for h in history] == [1] and history[0]["val_map"] is not None
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ({"batch_size": 6}, r"global batch of 6 images does not split evenly over 4 processes"),
+        ({"batch_size": 8, "sync_bn": True}, r"train\.sync_bn: torch's SyncBatchNorm runs on GPUs only"),
+    ],
+)
+def test_trainer_refuses_what_a_world_cannot_run(monkeypatch, tmp_path, setting, message) -> None:
+    if torch.cuda.is_available():
+        pytest.skip("on a GPU machine SyncBatchNorm runs")
+    monkeypatch.setattr(train.distributed, "current_world", lambda: World(rank=0, size=4))
+    with pytest.raises(ConfigError, match=message):
+        train.Trainer(TrainConfig(image_size=24, out_dim=8, **setting), _Labelled(), None, tmp_path)
