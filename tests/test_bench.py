@@ -242,3 +242,11 @@ def test_the_configs_bce_head_belongs_to_its_macl_only() -> None:
     hybrid = {v.name: resolve_train(config, v, "quick", 0) for v in studies()["hybrid"].variants}
     assert [t.bce_weight for t in hybrid.values()] == [0.0, 0.1, 0.3, 1.0, 3.0, 10.0]
     assert resolve_train(config, headline["macl"], "standard", 0).workers == PRESETS["standard"]["workers"] == 1
+
+
+def test_the_memory_study_changes_the_memory_only() -> None:
+    config = load_config(None, ["train.loss=macl", "train.bce_weight=1.0"])
+    cells = [resolve_train(config, v, "quick", 0) for v in studies()["memory"].variants]
+    assert [t.memory for t in cells] == [0, 512, 2048]
+    assert all(replace(t, memory=0) == cells[0] for t in cells)
+    assert len({cell_key(config, t, True) for t in cells}) == 3

@@ -61,6 +61,8 @@ ABLATION_BASE = {"tau": 0.1, "alpha": 0.0, "beta": 0.0, "gamma": 0.5, "pair_weig
 RANDOM_BATCHES = {"sampler": False}
 GRID = (-0.4, 0.0, 0.5)  # DTS alpha/beta: both signs (method.md); -0.5 twice would make 1 + alpha·J + beta·rho = 0
 HYBRID_WEIGHTS = (0.0, 0.1, 0.3, 1.0, 3.0, 10.0)  # lambda of the hybrid's BCE head; 0 is the contrastive loss alone
+# Views kept by the cross-batch memory (train.memory): none, two and eight batches of the quick preset.
+MEMORY_SIZES = (0, 512, 2048)
 
 
 @dataclass(frozen=True)
@@ -152,6 +154,17 @@ def studies() -> dict[str, Study]:
             reference="hybrid-0",
             figure="curve",
             question="How much BCE does the contrastive loss want beside it (chosen on validation)?",
+        ),
+        Study(
+            "memory",
+            "Cross-batch memory: MACL (config) with the embeddings of earlier batches as extra candidates",
+            tuple(
+                _macl(f"memory-{k}", f"memory={k}", {"memory": k}, train={"memory": k}, from_config=True)
+                for k in MEMORY_SIZES
+            ),
+            reference="memory-0",
+            figure="curve",
+            question="Do rare labels gain from partners remembered from earlier batches (chosen on validation)?",
         ),
         Study(
             "choices",
