@@ -139,17 +139,20 @@ class Gathered:
         return sum(self.sizes[: self.rank])
 
 
-def gather(tensor: Tensor) -> Gathered:
+def gather(tensor: Tensor, sizes: list[int] | None = None) -> Gathered:
     """Every process's rows (in rank order), differentiable when ``tensor`` requires a gradient.
 
-    See the module docstring for the gradient; row counts may differ between processes. In a world of
-    one it is ``tensor`` itself.
+    See the module docstring for the gradient; row counts may differ between processes (torch's own
+    differentiable ``torch.distributed.nn.all_gather`` needs equal counts). ``sizes``, the row counts of
+    an earlier gather of the same rows, saves the collective that learns them. In a world of one it is
+    ``tensor`` itself.
     """
     if not _joined():
         return Gathered(tensor, [tensor.shape[0]], 0)
-    counts = [torch.zeros(1, dtype=torch.long, device=tensor.device) for _ in range(dist.get_world_size())]
-    dist.all_gather(counts, torch.tensor([tensor.shape[0]], device=tensor.device))
-    sizes = [int(c.item()) for c in counts]
+    if sizes is None:
+        counts = [torch.zeros(1, dtype=torch.long, device=tensor.device) for _ in range(dist.get_world_size())]
+        dist.all_gather(counts, torch.tensor([tensor.shape[0]], device=tensor.device))
+        sizes = [int(c.item()) for c in counts]
     return Gathered(_Gather.apply(tensor.contiguous(), sizes), sizes, dist.get_rank())
 
 

@@ -82,12 +82,15 @@ class Objective:
             return self.criterion.terms(output, labels).sums()  # the global batch is this batch
         batch = distributed.gather(output)
         labels = labels.to(output.dtype)
-        batch_labels = distributed.gather(labels).rows
         ntxent = isinstance(self.criterion, NTXentLoss)  # its positives are views of one image: ids, not labels
-        targets, ref_targets = labels, batch_labels
+        # the labels of the global batch: the candidates' targets, and what the memory keeps
+        batch_labels = distributed.gather(labels, batch.sizes).rows if self.memory is not None or not ntxent else None
         if ntxent:
             ids = self._image_ids(batch.sizes, output.device)
             targets, ref_targets = ids[batch.offset : batch.offset + output.shape[0]], ids
+        else:
+            assert batch_labels is not None
+            targets, ref_targets = labels, batch_labels
         ref_emb = batch.rows
         self_index = batch.offset + torch.arange(output.shape[0], device=output.device)
         if self.memory is not None:
@@ -98,6 +101,7 @@ class Objective:
             ref_targets = torch.cat([ref_targets, stored_labels.to(ref_targets)])
         sums = self.criterion.terms(output, targets, ref_emb, ref_targets, self_index).sums()
         if self.memory is not None:  # after use: this batch joins the candidates of the next ones
+            assert batch_labels is not None
             order = self._view_major(batch.sizes, output.device)  # the order one process would push
             self.memory.push(batch.rows[order], batch_labels[order])
         return sums

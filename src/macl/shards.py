@@ -273,10 +273,11 @@ def sample_rows(out_dir: Path | str, n: int, seed: int) -> np.ndarray:
 
 # --- the manifest -----------------------------------------------------------------------------------------
 def _rank_and_world(rank: int | None, world_size: int | None) -> tuple[int, int]:
-    if rank is None or world_size is None:  # torchrun's environment
+    if rank is None or world_size is None:  # torchrun's environment fills what the caller leaves unset
         env = environment_world()
-        rank, world_size = (env.rank if rank is None else rank), (env.size if world_size is None else world_size)
-    world, own = world_size, rank
+        rank = env.rank if rank is None else rank
+        world_size = env.size if world_size is None else world_size
+    own, world = rank, world_size
     if world < 1:
         raise ArgumentError(f"world_size must be at least 1; got {world}")
     if not 0 <= own < world:
