@@ -79,7 +79,9 @@ def test_torchrun_style_training_writes_one_checkpoint_and_resumes_with_another_
         f"output={tmp_path / 'run'}",
     ]
     config = load_config(None, [*overrides, "train.epochs=2"])
-    with pytest.raises(mp.ProcessRaisedException, match="stopped after epoch 1"):
+    # Rank 0 stops after epoch 1; which process's error mp.spawn reports first (rank 0's, or rank 1's
+    # "connection closed by peer") is a race, so only the interruption itself is asserted here.
+    with pytest.raises(mp.ProcessRaisedException):
         mp.spawn(w.pipeline_worker, args=(2, _free_port(), config, 1), nprocs=2, join=True)
     run = tmp_path / "run"
     assert sorted(p.name for p in run.iterdir()) == ["best.pt", "config.yaml", "last.pt"]  # no temporaries
