@@ -24,7 +24,7 @@ from macl.config import TrainConfig, load_config
 from macl.distributed import World
 from macl.errors import ConfigError
 from macl.pipeline import load_model
-from test_hybrid import _Labelled
+from tiny_archive import LabelledTensors
 
 pytestmark = pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed is not built")
 
@@ -137,4 +137,4 @@ def test_trainer_refuses_what_a_world_cannot_run(monkeypatch, tmp_path, setting,
         pytest.skip("on a GPU machine SyncBatchNorm runs")
     monkeypatch.setattr(train.distributed, "current_world", lambda: World(rank=0, size=4))
     with pytest.raises(ConfigError, match=message):
-        train.Trainer(TrainConfig(image_size=24, out_dim=8, **setting), _Labelled(), None, tmp_path)
+        train.Trainer(TrainConfig(image_size=24, out_dim=8, **setting), LabelledTensors(), None, tmp_path)

@@ -12,24 +12,7 @@ from macl.losses import build_loss
 from macl.models import Encoder
 from macl.pipeline import load_model
 from macl.train import Trainer, build_model
-
-
-class _Labelled(torch.utils.data.Dataset):
-    """Eight random 3×24×24 images with 4 labels: what the trainer needs of a training set."""
-
-    classes = ("a", "b", "c", "d")
-
-    def __init__(self) -> None:
-        gen = torch.Generator().manual_seed(0)
-        self.images = torch.rand(8, 3, 24, 24, generator=gen)
-        self.label_matrix = (torch.rand(8, 4, generator=gen) < 0.5).numpy().astype("uint8")
-        self.label_matrix[:, 0] = 1
-
-    def __len__(self) -> int:
-        return 8
-
-    def __getitem__(self, i: int) -> dict:
-        return {"image": self.images[i], "label": torch.as_tensor(self.label_matrix[i]).float(), "id": str(i)}
+from tiny_archive import LabelledTensors
 
 
 def test_encoder_with_label_classifier() -> None:
@@ -62,7 +45,7 @@ def test_config_checks_the_weight() -> None:
 
 def test_hybrid_loss_is_contrastive_plus_weighted_bce(tmp_path) -> None:
     config = TrainConfig(loss="mulsupcon", bce_weight=0.7, image_size=24, batch_size=4, epochs=1, out_dim=8)
-    trainer = Trainer(config, _Labelled(), None, tmp_path)
+    trainer = Trainer(config, LabelledTensors(), None, tmp_path)
     assert trainer.model.classifier is not None and trainer.model.config["classes"] == 4
     images, labels = torch.rand(8, 3, 24, 24), torch.tensor([[1, 0, 1, 0], [1, 1, 0, 0]] * 4).float()
     trainer.model.eval()  # batch-norm in eval mode: both computations see the same statistics
@@ -79,7 +62,7 @@ def test_hybrid_loss_is_contrastive_plus_weighted_bce(tmp_path) -> None:
 
 def test_hybrid_trains_and_its_checkpoint_keeps_the_classifier(tmp_path) -> None:
     config = TrainConfig(loss="macl", bce_weight=0.3, image_size=24, batch_size=4, epochs=1, out_dim=8)
-    trainer = Trainer(config, _Labelled(), None, tmp_path)
+    trainer = Trainer(config, LabelledTensors(), None, tmp_path)
     trainer.fit()
     model, state = load_model(tmp_path / "last.pt")
     assert state["model_config"]["classes"] == 4 and model.classifier is not None

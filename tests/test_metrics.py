@@ -19,6 +19,7 @@ from macl.metrics import (
     wap_at_k,
 )
 from metric_oracle import oracle_evaluate
+from metric_problems import random_problem
 
 NAN = math.nan
 LOG2_3 = math.log2(3)
@@ -260,28 +261,6 @@ def test_query_db_index_excludes_the_query_in_the_database():
 # --- the vectorised evaluation against the slow oracle -----------------------------------------------
 
 
-def random_problem(seed: int, n_query: int, n_db: int, n_labels: int = 6, dim: int = 5, tied: bool = False):
-    rng = np.random.default_rng(seed)
-    if tied:
-        # Signed one-hot embeddings: similarities are exactly -1, 0 or 1, so ties are everywhere.
-        def embed(n):
-            out = np.zeros((n, dim))
-            out[np.arange(n), rng.integers(0, dim, n)] = rng.choice([-1.0, 1.0], n)
-            return out
-
-        query_emb, db_emb = embed(n_query), embed(n_db)
-    else:
-        query_emb, db_emb = rng.normal(size=(n_query, dim)), rng.normal(size=(n_db, dim))
-        db_emb[5] = db_emb[3]  # an exact duplicate: a tie inside a continuous ranking
-    # Label frequencies from 0.04 to 0.6 so that some labels are rare; some rows end up without labels.
-    p = np.linspace(0.04, 0.6, n_labels)
-    query_labels = (rng.random((n_query, n_labels)) < p).astype(np.int64)
-    db_labels = (rng.random((n_db, n_labels)) < p).astype(np.int64)
-    query_labels[0] = 0
-    db_labels[1] = 0
-    return query_emb, query_labels, db_emb, db_labels
-
-
 KS = (1, 5, 10, 60)  # 60 exceeds the database
 THRESHOLDS = (0.4, 0.6, 0.8)
 
@@ -300,7 +279,7 @@ def assert_matches_oracle(report, expected):
 @pytest.mark.parametrize("tied", [False, True])
 @pytest.mark.parametrize("seed", [0, 1])
 def test_matches_oracle_with_separate_database(seed, tied):
-    query_emb, query_labels, db_emb, db_labels = random_problem(seed, 30, 50, tied=tied)
+    query_emb, query_labels, db_emb, db_labels, _ = random_problem(seed, 30, 50, tied=tied)
     exclude = [-1] * 30
     expected = oracle_evaluate(query_emb, query_labels, db_emb, db_labels, exclude, KS, THRESHOLDS, 0.1)
     report = evaluate_retrieval(query_emb, query_labels, db_emb, db_labels, ks=KS)
@@ -309,13 +288,13 @@ def test_matches_oracle_with_separate_database(seed, tied):
 
 @pytest.mark.parametrize("tied", [False, True])
 def test_matches_oracle_leave_one_out(tied):
-    emb, labels, _, _ = random_problem(2, 40, 10, tied=tied)
+    emb, labels, _, _, _ = random_problem(2, 40, 10, tied=tied)
     expected = oracle_evaluate(emb, labels, emb, labels, list(range(40)), KS, THRESHOLDS, 0.1)
     assert_matches_oracle(evaluate_retrieval(emb, labels, ks=KS), expected)
 
 
 def test_matches_oracle_with_query_db_index_and_given_frequencies():
-    query_emb, query_labels, db_emb, db_labels = random_problem(3, 30, 50)
+    query_emb, query_labels, db_emb, db_labels, _ = random_problem(3, 30, 50)
     # Half of the queries are database items (their own copy must be excluded), half are not.
     index = np.full(30, -1)
     index[::2] = np.arange(0, 30, 2) + 7
@@ -342,7 +321,7 @@ def test_matches_oracle_with_query_db_index_and_given_frequencies():
 
 
 def test_chunking_gives_identical_results():
-    query_emb, query_labels, db_emb, db_labels = random_problem(4, 40, 60)
+    query_emb, query_labels, db_emb, db_labels, _ = random_problem(4, 40, 60)
     index = np.where(np.arange(40) % 3 == 0, np.arange(40), -1)
     kwargs = {"ks": KS, "query_db_index": index}
     default = evaluate_retrieval(query_emb, query_labels, db_emb, db_labels, **kwargs)
@@ -357,7 +336,7 @@ def test_chunking_gives_identical_results():
 
 
 def test_numpy_and_torch_inputs_agree_and_float32_works():
-    query_emb, query_labels, db_emb, db_labels = random_problem(5, 20, 30)
+    query_emb, query_labels, db_emb, db_labels, _ = random_problem(5, 20, 30)
     from_numpy = evaluate_retrieval(query_emb, query_labels, db_emb, db_labels, ks=(5,))
     from_torch = evaluate_retrieval(
         torch.from_numpy(query_emb),
@@ -424,7 +403,7 @@ def test_missing_half_of_the_database_or_a_lone_query_is_refused():
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_cuda_tensors_match_cpu():
-    query_emb, query_labels, db_emb, db_labels = random_problem(6, 30, 50)
+    query_emb, query_labels, db_emb, db_labels, _ = random_problem(6, 30, 50)
     index = np.where(np.arange(30) % 2 == 0, np.arange(30), -1)
     cpu = evaluate_retrieval(query_emb, query_labels, db_emb, db_labels, ks=KS, query_db_index=index)
     gpu = evaluate_retrieval(

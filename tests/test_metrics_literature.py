@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+import metric_problems
 from macl.metrics import LiteratureReport, literature_metrics, random_query_split
 from macl.metrics.literature import EPS
 
@@ -254,30 +255,11 @@ def oracle(query_emb, query_labels, db_emb, db_labels, exclude, ks, thresholds):
     return metrics, per_query, sum(kept)
 
 
-def random_problem(seed: int, n_query: int, n_db: int, tied: bool, n_labels: int = 6, dim: int = 5):
-    rng = np.random.default_rng(seed)
-    if tied:
-        # Signed one-hot embeddings: every similarity is exactly -1, 0 or 1, so ties are everywhere.
-        def embed(n):
-            out = np.zeros((n, dim))
-            out[np.arange(n), rng.integers(0, dim, n)] = rng.choice([-1.0, 1.0], n)
-            return out
-
-        query_emb, db_emb = embed(n_query), embed(n_db)
-    else:
-        query_emb, db_emb = rng.normal(size=(n_query, dim)), rng.normal(size=(n_db, dim))
-        db_emb[5] = db_emb[3]  # an exact duplicate: a tie inside a continuous ranking
-    p = np.linspace(0.05, 0.5, n_labels)
-    query_labels = (rng.random((n_query, n_labels)) < p).astype(np.int64)
-    db_labels = (rng.random((n_db, n_labels)) < p).astype(np.int64)
-    db_labels[1] = 0
-    # The first third of the queries are database items, excluded from their own rankings.
-    index = np.full(n_query, -1)
-    inside = rng.integers(0, n_db, n_query // 3)  # repeats are fine: two queries may be the same item
-    index[: n_query // 3] = inside
-    query_emb[: n_query // 3] = db_emb[inside]
-    query_labels[: n_query // 3] = db_labels[inside]
-    return query_emb, query_labels, db_emb, db_labels, index
+def random_problem(seed: int, n_query: int, n_db: int, tied: bool):
+    """The shared random problem with a third of the queries taken from the database."""
+    return metric_problems.random_problem(
+        seed, n_query, n_db, tied=tied, frequencies=(0.05, 0.5), from_database=n_query // 3
+    )
 
 
 @pytest.mark.parametrize(("seed", "tied"), [(0, False), (1, True), (2, False)])

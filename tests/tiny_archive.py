@@ -1,10 +1,11 @@
-"""A minimal MultiLabelDataset over PNG files written into a temporary folder, for base-class tests."""
+"""Minimal datasets for tests: PNG files in a temporary folder (base-class tests), tensors in memory (trainer tests)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image
 
 from macl.data.base import ArchiveIndex, MultiLabelDataset
@@ -31,3 +32,21 @@ class TinyArchive(MultiLabelDataset):
         labels = np.load(self.root / "labels.npy")
         ids = [f"img{i:03d}" for i in range(len(labels))]
         return ArchiveIndex(ids, [self.root / f"{i}.png" for i in ids], labels, CLASSES)
+
+
+class LabelledTensors(torch.utils.data.Dataset):
+    """Eight random 3×24×24 images with 4 labels: what the trainer needs of a training set."""
+
+    classes = ("a", "b", "c", "d")
+
+    def __init__(self) -> None:
+        gen = torch.Generator().manual_seed(0)
+        self.images = torch.rand(8, 3, 24, 24, generator=gen)
+        self.label_matrix = (torch.rand(8, 4, generator=gen) < 0.5).numpy().astype("uint8")
+        self.label_matrix[:, 0] = 1
+
+    def __len__(self) -> int:
+        return 8
+
+    def __getitem__(self, i: int) -> dict:
+        return {"image": self.images[i], "label": torch.as_tensor(self.label_matrix[i]).float(), "id": str(i)}
