@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import yaml
 
@@ -74,3 +76,18 @@ def test_resolved_config_round_trips(tmp_path) -> None:
     path.write_text(text)
     again = load_config(path)
     assert again == config and to_dict(again) == to_dict(config)
+
+
+CONFIGS = sorted((Path(__file__).parents[1] / "configs").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
+def test_shipped_configs_are_valid(path: Path) -> None:
+    load_config(path)
+
+
+def test_synthetic_config_trains_with_the_frozen_ucm_settings() -> None:
+    """The frozen defaults are checked on an archive the tuning never saw: only the data may differ."""
+    assert len(CONFIGS) >= 2
+    frozen, check = (load_config(CONFIGS[0].with_name(n)).train for n in ("ucm.yaml", "synthetic.yaml"))
+    assert to_dict(frozen) == to_dict(check)
