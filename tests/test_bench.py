@@ -183,6 +183,23 @@ def test_page_and_results_file(bench: Path, tmp_path: Path) -> None:
     assert rerendered.rstrip() == text.split("## Retrieval grids")[0].rstrip()
 
 
+def test_page_restricted_to_named_studies(bench: Path, tmp_path: Path, capsys) -> None:
+    """A page of one study holds that study alone, though its cells are shared with others in the root."""
+    page, results = tmp_path / "plr.md", tmp_path / "plr.json"
+    args = ["bench-page", "--preset", "tiny", "--seeds", "0", "1", "--root", str(bench), "--out", str(page)]
+    assert main([*args, "--results", str(results), "--study", "plr", *ARCHIVE]) == 0
+    assert list(json.loads(results.read_text())["studies"]) == ["plr"]
+    text = page.read_text()
+    assert "--study plr`" in text.splitlines()[2]  # the command that regenerates this page, not the full one
+    assert text.count("\n## ") == 1 and "## Pairwise label reweighting on/off" in text
+    assert sorted(p.name for p in (tmp_path / "figures" / "plr").iterdir()) == ["ablation_plr.png"]
+    again = tmp_path / "again.md"
+    assert main(["bench-page", "--preset", "tiny", "--from-results", str(results), "--out", str(again)]) == 0
+    assert again.read_text().count("\n## ") == 1
+    assert main([*args, "--study", "plr", "nonsense", *ARCHIVE]) == 2
+    assert "unknown study ['nonsense']" in capsys.readouterr().err
+
+
 def test_summary_of_a_study_without_its_reference_has_no_tests(bench: Path) -> None:
     study = studies()["plr"]
     config = load_config(None, ARCHIVE[1::2])

@@ -298,17 +298,25 @@ def _bench_root(args: argparse.Namespace, config: Config) -> Path:
     return args.root or config.run_dir / f"bench-{args.preset}"
 
 
+def _chosen_studies(names: list[str] | None, known: dict[str, Any]) -> list[str] | None:
+    """The studies named on the command line, checked; ``None`` for all of them (``all`` or none named)."""
+    from macl.errors import ArgumentError
+
+    if not names or names == ["all"]:
+        return None
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise ArgumentError(f"unknown study {unknown}; choose from {['all', *known]}")
+    return list(names)
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from macl.archive import ArchiveSplits
     from macl.bench.runner import run_study
     from macl.bench.studies import studies
-    from macl.errors import ArgumentError
 
     config, known = _config(args), studies()
-    names = list(known) if args.study == ["all"] else args.study
-    unknown = [n for n in names if n not in known]
-    if unknown:
-        raise ArgumentError(f"unknown study {unknown}; choose from {['all', *known]}")
+    names = _chosen_studies(args.study, known) or list(known)
     root, splits = _bench_root(args, config), ArchiveSplits(config.dataset)
     for name in names:
         console.print(f"[bold]{name}[/bold]: {known[name].title} · preset {args.preset} · seeds {args.seeds} → {root}")
@@ -324,22 +332,27 @@ def cmd_bench_page(args: argparse.Namespace) -> int:
     from macl.bench.summary import relabel, summarize_study
     from macl.errors import MissingFileError
 
-    config = _config(args)
+    config, known = _config(args), studies()
     root = _bench_root(args, config)
     page = args.out or root / "results.md"
     config_path = str(args.config) if args.config else None
+    chosen = _chosen_studies(args.study, known)
     if args.from_results is not None:
         if not args.from_results.is_file():
             raise MissingFileError(f"results file {args.from_results} does not exist")
         old = json.loads(args.from_results.read_text())
         results = args.results or args.from_results
-        summaries = relabel(old["studies"], studies())
+        summaries = relabel({k: v for k, v in old["studies"].items() if chosen is None or k in chosen}, known)
         machine = "; ".join(part for part in old["machine"].split("; ") if part.strip(" ."))  # drop empty entries
-        write_page(config, config_path, args.preset, summaries, machine, {}, page, results, keep_grid=True)
+        write_page(
+            config, config_path, args.preset, summaries, machine, {}, page, results, keep_grid=True, studies=chosen
+        )
         console.print(f"wrote {page} and {results} from {args.from_results}")
         return 0
     summaries, cells, tops = {}, [], {}
-    for name, study in studies().items():
+    for name, study in known.items():
+        if chosen is not None and name not in chosen:
+            continue
         found = {
             v.name: [c for s in args.seeds if (c := load_cell(config, v, args.preset, s, root))] for v in study.variants
         }
@@ -350,7 +363,9 @@ def cmd_bench_page(args: argparse.Namespace) -> int:
     if not cells:
         raise MissingFileError(f"no finished benchmark cells under {root}; run 'macl bench' first")
     results = args.results or root / f"quality-{config.dataset.name}-{args.preset}.json"
-    write_page(config, config_path, args.preset, summaries, machine_description(cells), tops, page, results)
+    write_page(
+        config, config_path, args.preset, summaries, machine_description(cells), tops, page, results, studies=chosen
+    )
     console.print(f"wrote {page} and {results} from {len(cells)} cells")
     return 0
 
@@ -429,6 +444,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("bench-page", cmd_bench_page, "write the results file, figures and results page from finished cells")
     p.add_argument("--preset", default="quick", choices=list(PRESETS), help="run size (default quick)")
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], help="seeds to gather (default 0 1 2)")
+    p.add_argument(
+        "--study", nargs="+", metavar="STUDY", help="only these studies on the page (default: every study with cells)"
+    )
     p.add_argument("--root", type=Path, help="benchmark folder (default <output>/bench-<preset>)")
     p.add_argument("--out", type=Path, help="the Markdown page (default <root>/results.md, figures beside it)")
     p.add_argument("--results", type=Path, help="results file (default <root>/quality-<dataset>-<preset>.json)")

@@ -253,6 +253,7 @@ def write_page(
     page: Path,
     results_file: Path,
     keep_grid: bool = False,
+    studies: list[str] | None = None,
 ) -> None:
     """Write ``results_file`` (JSON) and ``page`` (Markdown) with figures in ``<page dir>/figures/<page stem>``.
 
@@ -261,13 +262,14 @@ def write_page(
 
     ``tops`` (the compare study's top-6 lists) draw the retrieval grids; a page re-rendered from a results
     file (which does not hold them) passes ``keep_grid`` to keep the grid figure already beside it.
+    ``studies`` names the studies the page was restricted to (``None``: all), for the command it quotes.
     """
     page = Path(page)
     figures = page.parent / "figures" / page.stem
     rel = f"figures/{page.stem}"
     where = f" -c {shlex.quote(config_path)}" if config_path else ""
     base = f"macl bench{where} --preset {preset}"
-    page_cmd = f"macl bench-page{where} --preset {preset}"
+    page_cmd = f"macl bench-page{where} --preset {preset}" + (f" --study {' '.join(studies)}" if studies else "")
     payload = {
         "dataset": asdict(config.dataset),
         "protocol": asdict(config.protocol),
