@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 from collections.abc import Callable
 from dataclasses import asdict
@@ -310,6 +311,10 @@ def _chosen_studies(names: list[str] | None, known: dict[str, Any]) -> list[str]
     return list(names)
 
 
+def _set_args(overrides: list[str] | None) -> list[str]:
+    return [part for override in overrides or [] for part in ("--set", override)]
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from macl.archive import ArchiveSplits
     from macl.bench.runner import run_study
@@ -335,7 +340,8 @@ def cmd_bench_page(args: argparse.Namespace) -> int:
     config, known = _config(args), studies()
     root = _bench_root(args, config)
     page = args.out or root / "results.md"
-    config_path = str(args.config) if args.config else None
+    # how the page's commands name this configuration: the file and every override, so they rerun the same cells
+    config_args = shlex.join([*(["-c", str(args.config)] if args.config else []), *_set_args(args.set)])
     chosen = _chosen_studies(args.study, known)
     if args.from_results is not None:
         if not args.from_results.is_file():
@@ -345,7 +351,7 @@ def cmd_bench_page(args: argparse.Namespace) -> int:
         summaries = relabel({k: v for k, v in old["studies"].items() if chosen is None or k in chosen}, known)
         machine = "; ".join(part for part in old["machine"].split("; ") if part.strip(" ."))  # drop empty entries
         write_page(
-            config, config_path, args.preset, summaries, machine, {}, page, results, keep_grid=True, studies=chosen
+            config, config_args, args.preset, summaries, machine, {}, page, results, keep_grid=True, studies=chosen
         )
         console.print(f"wrote {page} and {results} from {args.from_results}")
         return 0
@@ -364,7 +370,7 @@ def cmd_bench_page(args: argparse.Namespace) -> int:
         raise MissingFileError(f"no finished benchmark cells under {root}; run 'macl bench' first")
     results = args.results or root / f"quality-{config.dataset.name}-{args.preset}.json"
     write_page(
-        config, config_path, args.preset, summaries, machine_description(cells), tops, page, results, studies=chosen
+        config, config_args, args.preset, summaries, machine_description(cells), tops, page, results, studies=chosen
     )
     console.print(f"wrote {page} and {results} from {len(cells)} cells")
     return 0

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import platform
-import shlex
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -245,7 +244,7 @@ def machine_description(results: list[dict[str, Any]]) -> str:
 
 def write_page(
     config: Config,
-    config_path: str | None,
+    config_args: str,
     preset: str,
     summaries: dict[str, dict[str, Any]],
     machine: str,
@@ -262,12 +261,14 @@ def write_page(
 
     ``tops`` (the compare study's top-6 lists) draw the retrieval grids; a page re-rendered from a results
     file (which does not hold them) passes ``keep_grid`` to keep the grid figure already beside it.
-    ``studies`` names the studies the page was restricted to (``None``: all), for the command it quotes.
+    ``config_args`` are the command-line arguments that name the configuration (``-c FILE --set K=V …``,
+    shell-quoted), so that every command the page quotes reruns the same cells; ``studies`` names the
+    studies the page was restricted to (``None``: all), for the command it quotes.
     """
     page = Path(page)
     figures = page.parent / "figures" / page.stem
     rel = f"figures/{page.stem}"
-    where = f" -c {shlex.quote(config_path)}" if config_path else ""
+    where = f" {config_args}" if config_args else ""
     base = f"macl bench{where} --preset {preset}"
     page_cmd = f"macl bench-page{where} --preset {preset}" + (f" --study {' '.join(studies)}" if studies else "")
     payload = {
