@@ -73,6 +73,15 @@ def test_rerun_skips_finished_cells(bench: Path, capsys) -> None:
     assert "done in" not in capsys.readouterr().out
 
 
+def test_only_named_variants_run(bench: Path, capsys) -> None:
+    args = ["--preset", "tiny", "--seeds", "0", "--root", str(bench), *ARCHIVE]
+    assert main(["bench", "--study", "plr", "--only", "plr-off", *args]) == 0
+    out = capsys.readouterr().out
+    assert "plr-off seed 0: already done" in out and "base seed" not in out
+    assert main(["bench", "--study", "plr", "--only", "macl", *args]) == 2  # a variant of another study
+    assert "--only: no variant ['macl'] in ['plr']" in capsys.readouterr().err
+
+
 def test_interrupted_cell_resumes_from_its_checkpoint(tmp_path: Path) -> None:
     config = load_config(
         None, ["dataset.args={num_images: 80, image_size: 32, seed: 3}", "train.batch_size=16", "train.epochs=2"]

@@ -12,7 +12,7 @@ import json
 import shlex
 import sys
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -319,14 +319,23 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from macl.archive import ArchiveSplits
     from macl.bench.runner import run_study
     from macl.bench.studies import studies
+    from macl.errors import ArgumentError
 
     config, known = _config(args), studies()
     names = _chosen_studies(args.study, known) or list(known)
+    chosen = {name: known[name] for name in names}
+    if args.only:  # a subset of the studies' variants: the cells a question needs, not every row
+        chosen = {
+            n: replace(s, variants=tuple(v for v in s.variants if v.name in args.only)) for n, s in chosen.items()
+        }
+        available = {v.name for s in known.values() if s.name in names for v in s.variants}
+        if unknown := sorted(set(args.only) - available):
+            raise ArgumentError(f"--only: no variant {unknown} in {names}; choose from {sorted(available)}")
     root, splits = _bench_root(args, config), ArchiveSplits(config.dataset)
-    for name in names:
-        console.print(f"[bold]{name}[/bold]: {known[name].title} · preset {args.preset} · seeds {args.seeds} → {root}")
+    for name, study in chosen.items():
+        console.print(f"[bold]{name}[/bold]: {study.title} · preset {args.preset} · seeds {args.seeds} → {root}")
         log = lambda line: console.print(line, markup=False, highlight=False)  # noqa: E731
-        run_study(config, known[name], args.preset, args.seeds, root, splits, args.keep_checkpoints, log)
+        run_study(config, study, args.preset, args.seeds, root, splits, args.keep_checkpoints, log)
     return 0
 
 
@@ -447,6 +456,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", nargs="+", type=int, default=[0], help="seeds (default 0)")
     p.add_argument("--root", type=Path, help="benchmark folder (default <output>/bench-<preset>)")
     p.add_argument("--keep-checkpoints", action="store_true", help="keep every cell's final checkpoint")
+    p.add_argument(
+        "--only", nargs="+", metavar="VARIANT", help="train only these variants of the studies (default: all)"
+    )
     p = add("bench-page", cmd_bench_page, "write the results file, figures and results page from finished cells")
     p.add_argument("--preset", default="quick", choices=list(PRESETS), help="run size (default quick)")
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], help="seeds to gather (default 0 1 2)")
