@@ -202,7 +202,8 @@ def test_page_restricted_to_named_studies(bench: Path, tmp_path: Path, capsys) -
     text = page.read_text()
     assert "--study plr`" in text.splitlines()[2]  # the command that regenerates this page, not the full one
     # the commands it quotes name every override, so they rerun these cells and not the default archive's
-    command = shlex.split(next(line for line in text.splitlines() if line.startswith("Command: "))[10:-1])
+    quoted = next(line for line in text.splitlines() if line.startswith("Command: `"))
+    command = shlex.split(quoted.removeprefix("Command: `").removesuffix("`"))
     assert command[:2] == ["macl", "bench"] and command[command.index("--set") + 1] == ARCHIVE[1]
     assert text.count("\n## ") == 1 and "## Pairwise label reweighting on/off" in text
     assert sorted(p.name for p in (tmp_path / "figures" / "plr").iterdir()) == ["ablation_plr.png"]

@@ -311,10 +311,6 @@ def _chosen_studies(names: list[str] | None, known: dict[str, Any]) -> list[str]
     return list(names)
 
 
-def _set_args(overrides: list[str] | None) -> list[str]:
-    return [part for override in overrides or [] for part in ("--set", override)]
-
-
 def cmd_bench(args: argparse.Namespace) -> int:
     from macl.archive import ArchiveSplits
     from macl.bench.runner import run_study
@@ -325,12 +321,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
     names = _chosen_studies(args.study, known) or list(known)
     chosen = {name: known[name] for name in names}
     if args.only:  # a subset of the studies' variants: the cells a question needs, not every row
-        chosen = {
-            n: replace(s, variants=tuple(v for v in s.variants if v.name in args.only)) for n, s in chosen.items()
-        }
-        available = {v.name for s in known.values() if s.name in names for v in s.variants}
+        available = {v.name for s in chosen.values() for v in s.variants}
         if unknown := sorted(set(args.only) - available):
             raise ArgumentError(f"--only: no variant {unknown} in {names}; choose from {sorted(available)}")
+        keep = set(args.only)
+        chosen = {n: replace(s, variants=tuple(v for v in s.variants if v.name in keep)) for n, s in chosen.items()}
     root, splits = _bench_root(args, config), ArchiveSplits(config.dataset)
     for name, study in chosen.items():
         console.print(f"[bold]{name}[/bold]: {study.title} · preset {args.preset} · seeds {args.seeds} → {root}")
@@ -350,7 +345,8 @@ def cmd_bench_page(args: argparse.Namespace) -> int:
     root = _bench_root(args, config)
     page = args.out or root / "results.md"
     # how the page's commands name this configuration: the file and every override, so they rerun the same cells
-    config_args = shlex.join([*(["-c", str(args.config)] if args.config else []), *_set_args(args.set)])
+    overrides = [part for override in args.set or [] for part in ("--set", override)]
+    config_args = shlex.join([*(["-c", str(args.config)] if args.config else []), *overrides])
     chosen = _chosen_studies(args.study, known)
     if args.from_results is not None:
         if not args.from_results.is_file():
