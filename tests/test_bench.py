@@ -173,7 +173,7 @@ def test_page_and_results_file(bench: Path, tmp_path: Path) -> None:
     assert data["studies"]["tune"]["variants"] == []  # not run: listed, empty
     text = page.read_text()
     assert "preset `tiny`" in text and "| MulSupCon |" in text and "| NT-Xent" in text  # names a reader knows
-    for figure in ("compare_bars.png", "per_label_ap.png", "ablation_plr.png", "retrieval_grids.png"):
+    for figure in ("compare_bars.png", "per_label_ap.png", "ablation_plr.png", "retrieval_grids.jpg"):
         assert (page.parent / "figures" / "results" / figure).is_file(), figure
         assert f"figures/results/{figure}" in text
     # Under the default config "plain MACL" is the config's MACL: one training run, shown once and said so.

@@ -112,6 +112,24 @@ def test_set_epoch_on_a_fresh_sampler_replays_that_epoch(labels, rank, world_siz
     assert list(resumed) == epochs[2] and len(resumed) == len(epochs[2])
 
 
+def test_rank_slices_draw_each_epoch_once(labels) -> None:
+    """len() and iteration share one draw per epoch; a new epoch draws again."""
+
+    draws: list[int] = []
+
+    class Counting(LabelAwareBatchSampler):
+        def epoch_batches(self, epoch: int) -> list[list[int]]:
+            draws.append(epoch)
+            return super().epoch_batches(epoch)
+
+    slices = RankSlices(Counting(labels, 64, seed=9), 0, 2)
+    first = (len(slices), list(slices), len(slices))
+    slices.set_epoch(1)
+    second = list(slices)
+    assert draws == [0, 1]
+    assert first[0] == first[2] == len(first[1]) and second != first[1]
+
+
 def test_works_with_dataloader_workers(tmp_path) -> None:
     write_tiny_archive(tmp_path / "a", n=24)
     ds = TinyArchive(tmp_path / "a", split="all")

@@ -44,6 +44,7 @@ from typing import Any
 
 import numpy as np
 
+from macl.arrays import finite_matrix, unit_rows
 from macl.errors import ArgumentError, ConfigError
 
 STATE_VERSION = 1
@@ -149,7 +150,7 @@ class PostProcessor:
         ``db_probs`` (one row of label probabilities per vector) is required when ``fusion > 0``: it fixes
         the number of labels, hence :attr:`dim`.
         """
-        x = _as_matrix(db_vectors, "database vectors", None)
+        x = finite_matrix(db_vectors, "database vectors")
         n, dim = x.shape
         if n == 0:
             raise ArgumentError("cannot fit post-processing on an empty database (0 vectors)")
@@ -183,12 +184,12 @@ class PostProcessor:
         vectors have mean zero, and after whitening an identity covariance (up to ε).
         """
         self._check_fitted()
-        return self._project(_as_matrix(vectors, "vectors", self._input_dim))
+        return self._project(finite_matrix(vectors, "vectors", self._input_dim, "post-processing was fitted on"))
 
     def transform(self, vectors: np.ndarray, probs: np.ndarray | None = None) -> np.ndarray:
         """Centre/whiten, L2-normalise and fuse each row on its own: float32 unit rows (zero rows stay zero)."""
         self._check_fitted()
-        x = _as_matrix(vectors, "vectors", self._input_dim)
+        x = finite_matrix(vectors, "vectors", self._input_dim, "post-processing was fitted on")
         w = self.options.fusion
         p = _as_probs(probs, len(x), self._n_labels, "")
         if w > 0 and p is None:
@@ -199,9 +200,9 @@ class PostProcessor:
         step = _chunk_rows(max(x.shape[1], out.shape[1]))
         for start in range(0, len(x), step):
             rows = slice(start, start + step)
-            e = _normalise(self._project(x[rows]))
+            e = unit_rows(self._project(x[rows]))
             if fused is not None:
-                e = _normalise(np.concatenate([math.sqrt(1 - w) * e, math.sqrt(w) * _normalise(fused[rows])], axis=1))
+                e = unit_rows(np.concatenate([math.sqrt(1 - w) * e, math.sqrt(w) * unit_rows(fused[rows])], axis=1))
             out[rows] = e
         return out
 
@@ -219,7 +220,7 @@ class PostProcessor:
         q = self.transform(q_vectors, q_probs)
         if self.options.qe_k == 0:
             return q
-        y = _as_matrix(db, "post-processed database vectors", q.shape[1])
+        y = finite_matrix(db, "post-processed database vectors", q.shape[1], "the transformed queries have dimension")
         k = min(self.options.qe_k, len(y))
         return _expand(q, y, k, self.options.qe_alpha, exclude_self=False) if k > 0 else q
 
@@ -290,18 +291,6 @@ _MISSING_PROBS = (
 )
 
 
-def _as_matrix(x: np.ndarray, name: str, dim: int | None) -> np.ndarray:
-    """``x`` as a float32 (n, dim) matrix of finite values, or an error naming what is wrong."""
-    array = np.asarray(x, dtype=np.float32)
-    if array.ndim != 2:
-        raise ArgumentError(f"{name} must be a 2-D (n, dim) array; got shape {array.shape}")
-    if dim is not None and array.shape[1] != dim:
-        raise ArgumentError(f"{name} have dimension {array.shape[1]}, but post-processing was fitted on {dim}")
-    if not np.isfinite(array).all():
-        raise ArgumentError(f"{name} contain NaN or inf")
-    return np.ascontiguousarray(array)  # faiss reads C-contiguous rows
-
-
 def _as_probs(probs: np.ndarray | None, n_rows: int, n_labels: int | None, name: str) -> np.ndarray | None:
     """Label probabilities as a float32 (n_rows, C) matrix of values in [0, 1], or an error."""
     if probs is None:
@@ -350,7 +339,7 @@ def _expand(x: np.ndarray, y: np.ndarray, k: int, alpha: float, *, exclude_self:
         total = block.copy()
         for j in range(k):  # k gathers of (chunk, D), not one (chunk, k, D) array
             total += weights[:, j : j + 1] * y[ids[:, j]]
-        out[start : start + step] = _normalise(total)
+        out[start : start + step] = unit_rows(total)
     return out
 
 
@@ -363,11 +352,6 @@ def _drop_self(sims: np.ndarray, ids: np.ndarray, own: np.ndarray, k: int) -> tu
     keep = ids != own[:, None]
     keep[keep.sum(axis=1) > k, -1] = False
     return sims[keep].reshape(-1, k), ids[keep].reshape(-1, k)
-
-
-def _normalise(x: np.ndarray) -> np.ndarray:
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
-    return (x / np.maximum(norms, 1e-12)).astype(np.float32)
 
 
 def _chunk_rows(dim: int) -> int:

@@ -184,13 +184,19 @@ class RankSlices(Sampler[list[int]]):
         if not 0 <= rank < world_size:
             raise ValueError(f"need 0 <= rank < world_size; got rank={rank}, world_size={world_size}")
         self.batches, self.rank, self.world_size = batches, rank, world_size
+        # (epoch, its dealt batches): a DataLoader asks len() as well as iterating, and drawing an epoch of
+        # label-aware batches costs a pass over the label matrix per batch, so it is drawn once per epoch.
+        self._drawn: tuple[int, list[list[int]]] | None = None
 
     def set_epoch(self, epoch: int) -> None:
         self.batches.set_epoch(epoch)
 
     def global_batches(self) -> list[list[int]]:
         """The epoch's global batches that are dealt out (those with at least one image per process)."""
-        return [b for b in self.batches.epoch_batches(self.batches.epoch) if len(b) >= self.world_size]
+        epoch = self.batches.epoch
+        if self._drawn is None or self._drawn[0] != epoch:
+            self._drawn = (epoch, [b for b in self.batches.epoch_batches(epoch) if len(b) >= self.world_size])
+        return self._drawn[1]
 
     def __iter__(self) -> Iterator[list[int]]:
         for batch in self.global_batches():

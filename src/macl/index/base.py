@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from macl.arrays import finite_matrix, unit_rows
 from macl.errors import ArgumentError, MaclError
 
 Stats = dict[str, list[float]]
@@ -75,15 +76,7 @@ class LabelFilter:
 
 def normalize_rows(x: np.ndarray, dim: int | None, name: str) -> np.ndarray:
     """``x`` as a C-contiguous float32 (n, dim) matrix of unit rows; a clear error for a wrong shape or NaN."""
-    array = np.asarray(x, dtype=np.float32)
-    if array.ndim != 2:
-        raise ArgumentError(f"{name} must be a 2-D (n, dim) array; got shape {array.shape}")
-    if dim is not None and array.shape[1] != dim:
-        raise ArgumentError(f"{name} have dimension {array.shape[1]} but the index holds {dim}-dimensional embeddings")
-    if not np.isfinite(array).all():
-        raise ArgumentError(f"{name} contain NaN or inf")
-    norms = np.linalg.norm(array, axis=1, keepdims=True)
-    return np.ascontiguousarray(array / np.maximum(norms, 1e-12))
+    return unit_rows(finite_matrix(x, name, dim, "the index holds embeddings of dimension"))
 
 
 def check_new_items(
