@@ -60,7 +60,7 @@ ABLATION_BASE = {"tau": 0.1, "alpha": 0.0, "beta": 0.0, "gamma": 0.5, "pair_weig
 # Ablations and the reference table use random batches unless they ablate the sampler.
 RANDOM_BATCHES = {"sampler": False}
 GRID = (-0.4, 0.0, 0.5)  # DTS alpha/beta: both signs (method.md); -0.5 twice would make 1 + alpha·J + beta·rho = 0
-HYBRID_WEIGHTS = (0.0, 0.1, 0.3, 1.0, 3.0, 10.0)  # lambda of the hybrid's BCE head; 0 is the contrastive loss alone
+HYBRID_WEIGHTS = (0.0, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0)  # lambda of the BCE head; 0: the contrastive loss alone
 # Views kept by the cross-batch memory (train.memory): none, two and eight batches of the quick preset.
 MEMORY_SIZES = (0, 512, 2048)
 
