@@ -14,6 +14,36 @@ from typing import BinaryIO
 _CHUNK = 1 << 20
 
 
+def _umask() -> int:
+    """The process's umask, read without changing it where the OS allows (Linux: /proc/self/status).
+
+    ``os.umask`` can only be read by setting it, which races with other threads creating files; that
+    swap is the fallback elsewhere.
+    """
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _new_file_mode(path: Path) -> int:
+    """The mode ``open(path, "w")`` would give: the old file's if it exists, else 0o666 less the umask.
+
+    ``tempfile`` creates private (0o600 / 0o700) files and folders; renamed into place unchanged they
+    would make results, pages and indexes unreadable to anyone else (a web server's user, a group).
+    """
+    try:
+        return path.stat().st_mode & 0o7777
+    except OSError:
+        return 0o666 & ~_umask()
+
+
 @contextmanager
 def atomic_write(path: Path | str) -> Iterator[BinaryIO]:
     """Write ``path`` through a temporary file in the same folder, renamed over ``path`` on success.
@@ -26,6 +56,7 @@ def atomic_write(path: Path | str) -> Iterator[BinaryIO]:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, _new_file_mode(path))
         with os.fdopen(fd, "wb") as fh:
             yield fh
             fh.flush()
@@ -60,6 +91,7 @@ def atomic_directory(path: Path | str) -> Iterator[Path]:
     path.parent.mkdir(parents=True, exist_ok=True)
     folder = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".d", dir=path.parent))
     try:
+        folder.chmod(0o777 & ~_umask())  # mkdtemp's folder is private (0o700); give it a plain folder's mode
         yield folder
         for item in folder.iterdir():
             with open(item, "rb") as fh:
