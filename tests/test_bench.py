@@ -264,6 +264,24 @@ def test_worker_count_enters_the_cell_key_only_when_it_changes_the_draws() -> No
     assert cell_key(config, replace(train, eval_every=5), True) == zero
 
 
+def test_a_number_is_one_cell_however_it_is_written(tmp_path) -> None:
+    """``--set train.bce_weight=10`` and ``bce_weight: 10.0`` share a cell; a cell filed under the old,
+    type-sensitive key is still found."""
+    variant = studies()["hybrid"].variants[0]
+    as_int, as_float = (load_config(None, ["train.loss=macl", f"train.bce_weight={w}"]) for w in ("10", "10.0"))
+    ints, floats = (resolve_train(c, replace(variant, train={"loss": "macl"}), "tiny", 0) for c in (as_int, as_float))
+    assert isinstance(ints.bce_weight, int) and isinstance(floats.bce_weight, float)
+    assert cell_key(as_int, ints, True) == cell_key(as_float, floats, True)
+    assert cell_key(as_int, ints, True, legacy_numbers=True) != cell_key(as_float, floats, True, legacy_numbers=True)
+    plain = replace(variant, train={"loss": "macl"})
+    assert cell_dir(as_float, plain, "tiny", 0, tmp_path).parent.name == cell_key(as_float, floats, True)
+    legacy = tmp_path / "cells" / cell_key(as_int, ints, True, legacy_numbers=True) / "seed0"
+    legacy.mkdir(parents=True)
+    (legacy / "result.json").write_text("{}")
+    assert cell_dir(as_int, plain, "tiny", 0, tmp_path) == legacy  # finished under the old key: found there
+    assert cell_dir(as_float, plain, "tiny", 0, tmp_path) != legacy  # 10.0's old key differs: not that cell
+
+
 def test_the_configs_bce_head_belongs_to_its_macl_only() -> None:
     config = load_config(None, ["train.loss=macl", "train.bce_weight=1.0", "train.loss_args={alpha: -0.4}"])
     headline = {v.name: v for v in studies()["headline"].variants}
@@ -271,7 +289,7 @@ def test_the_configs_bce_head_belongs_to_its_macl_only() -> None:
     assert weights == {"macl": 1.0, "contrastive-macl": 0.0, "mulsupcon": 0.0, "supcon-any": 0.0, BCE: 0.0}
     assert resolve_train(config, headline["contrastive-macl"], "standard", 0).loss_args == {"alpha": -0.4}
     hybrid = {v.name: resolve_train(config, v, "quick", 0) for v in studies()["hybrid"].variants}
-    assert [t.bce_weight for t in hybrid.values()] == [0.0, 0.1, 0.3, 1.0, 3.0, 10.0]
+    assert [t.bce_weight for t in hybrid.values()] == [0.0, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0]
     assert resolve_train(config, headline["macl"], "standard", 0).workers == PRESETS["standard"]["workers"] == 1
 
 

@@ -43,8 +43,14 @@ def machine() -> dict[str, Any]:
 
 
 def cell_dir(config: Config, variant: Variant, preset: str, seed: int, root: Path) -> Path:
+    """The folder of a cell: its key's, or the pre-2026-12-07 key's where a finished cell waits there."""
     train_cfg = resolve_train(config, variant, preset, seed)
-    return Path(root) / "cells" / cell_key(config, train_cfg, variant.name != UNTRAINED) / f"seed{seed}"
+    trained = variant.name != UNTRAINED
+    folder = Path(root) / "cells" / cell_key(config, train_cfg, trained) / f"seed{seed}"
+    legacy = Path(root) / "cells" / cell_key(config, train_cfg, trained, legacy_numbers=True) / f"seed{seed}"
+    if not (folder / "result.json").is_file() and (legacy / "result.json").is_file():
+        return legacy
+    return folder
 
 
 def load_cell(config: Config, variant: Variant, preset: str, seed: int, root: Path) -> dict[str, Any] | None:

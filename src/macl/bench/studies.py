@@ -360,8 +360,24 @@ LATER_OPTIONS: dict[str, Any] = {"normalization": "auto", "bce_weight": 0.0, "me
 LATER_PROTOCOL_OPTIONS: dict[str, Any] = {"kind": "split", "query_fraction": 0.2, "split_seed": 24}
 
 
-def cell_key(config: Config, train: TrainConfig, trained: bool) -> str:
-    """A short hash of everything that determines a cell's result (dataset, protocol, training)."""
+def _integral_floats_as_ints(value: Any) -> Any:
+    """``10.0`` → ``10`` throughout nested dicts and lists (bools untouched)."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _integral_floats_as_ints(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_integral_floats_as_ints(v) for v in value]
+    return value
+
+
+def cell_key(config: Config, train: TrainConfig, trained: bool, legacy_numbers: bool = False) -> str:
+    """A short hash of everything that determines a cell's result (dataset, protocol, training).
+
+    Numbers are hashed by value: ``--set train.bce_weight=10`` (an int) and ``bce_weight: 10.0`` in a
+    config are the same cell. ``legacy_numbers`` gives the key of cells trained before that rule
+    (2026-12-07), which hashed ``10`` and ``10.0`` apart; :func:`macl.bench.runner.cell_dir` still finds them.
+    """
     spec = asdict(train)
     spec["loss_args"] = canonical_loss_args(train.loss, train.loss_args)
     spec.pop("eval_every")  # changes what is logged, not the result
@@ -383,4 +399,6 @@ def cell_key(config: Config, train: TrainConfig, trained: bool) -> str:
         "train": spec,
         "trained": trained,
     }
+    if not legacy_numbers:
+        payload = _integral_floats_as_ints(payload)
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:12]
