@@ -200,7 +200,7 @@ def test_page_restricted_to_named_studies(bench: Path, tmp_path: Path, capsys) -
     assert main([*args, "--results", str(results), "--study", "plr", *ARCHIVE]) == 0
     assert list(json.loads(results.read_text())["studies"]) == ["plr"]
     text = page.read_text()
-    assert "--study plr`" in text.splitlines()[2]  # the command that regenerates this page, not the full one
+    assert "--study plr --seeds 0 1`" in text.splitlines()[2]  # the command that regenerates this page alone
     # the commands it quotes name every override, so they rerun these cells and not the default archive's
     quoted = next(line for line in text.splitlines() if line.startswith("Command: `"))
     command = shlex.split(quoted.removeprefix("Command: `").removesuffix("`"))

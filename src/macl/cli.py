@@ -355,8 +355,19 @@ def cmd_bench_page(args: argparse.Namespace) -> int:
         results = args.results or args.from_results
         summaries = relabel({k: v for k, v in old["studies"].items() if chosen is None or k in chosen}, known)
         machine = "; ".join(part for part in old["machine"].split("; ") if part.strip(" ."))  # drop empty entries
+        seeds = sorted({s for study in summaries.values() for v in study["variants"] for s in v["test"]["seeds"]})
         write_page(
-            config, config_args, args.preset, summaries, machine, {}, page, results, keep_grid=True, studies=chosen
+            config,
+            config_args,
+            args.preset,
+            summaries,
+            machine,
+            {},
+            page,
+            results,
+            keep_grid=True,
+            studies=chosen,
+            seeds=seeds,
         )
         console.print(f"wrote {page} and {results} from {args.from_results}")
         return 0
@@ -375,7 +386,16 @@ def cmd_bench_page(args: argparse.Namespace) -> int:
         raise MissingFileError(f"no finished benchmark cells under {root}; run 'macl bench' first")
     results = args.results or root / f"quality-{config.dataset.name}-{args.preset}.json"
     write_page(
-        config, config_args, args.preset, summaries, machine_description(cells), tops, page, results, studies=chosen
+        config,
+        config_args,
+        args.preset,
+        summaries,
+        machine_description(cells),
+        tops,
+        page,
+        results,
+        studies=chosen,
+        seeds=args.seeds,
     )
     console.print(f"wrote {page} and {results} from {len(cells)} cells")
     return 0

@@ -261,6 +261,7 @@ def write_page(
     results_file: Path,
     keep_grid: bool = False,
     studies: list[str] | None = None,
+    seeds: list[int] | None = None,
 ) -> None:
     """Write ``results_file`` (JSON) and ``page`` (Markdown) with figures in ``<page dir>/figures/<page stem>``.
 
@@ -271,7 +272,8 @@ def write_page(
     file (which does not hold them) passes ``keep_grid`` to keep the grid figure already beside it.
     ``config_args`` are the command-line arguments that name the configuration (``-c FILE --set K=V …``,
     shell-quoted), so that every command the page quotes reruns the same cells; ``studies`` names the
-    studies the page was restricted to (``None``: all), for the command it quotes.
+    studies the page was restricted to (``None``: all), and ``seeds`` the seeds it gathered (``None``: read
+    from a results file), for the command it quotes.
     """
     page = Path(page)
     figures = page.parent / "figures" / page.stem
@@ -279,6 +281,7 @@ def write_page(
     where = f" {config_args}" if config_args else ""
     base = f"macl bench{where} --preset {preset}"
     page_cmd = f"macl bench-page{where} --preset {preset}" + (f" --study {' '.join(studies)}" if studies else "")
+    page_cmd += f" --seeds {' '.join(map(str, seeds))}" if seeds else ""
     payload = {
         "dataset": asdict(config.dataset),
         "protocol": asdict(config.protocol),
