@@ -22,7 +22,7 @@ from rich.table import Table
 
 from macl.bench.studies import PRESETS
 from macl.config import Config, load_config
-from macl.errors import MaclError
+from macl.errors import ArgumentError, MaclError
 from macl.fileio import atomic_write
 from macl.losses import LOSSES
 
@@ -301,8 +301,6 @@ def _bench_root(args: argparse.Namespace, config: Config) -> Path:
 
 def _chosen_studies(names: list[str] | None, known: dict[str, Any]) -> list[str] | None:
     """The studies named on the command line, checked; ``None`` for all of them (``all`` or none named)."""
-    from macl.errors import ArgumentError
-
     if not names or names == ["all"]:
         return None
     unknown = [n for n in names if n not in known]
@@ -315,7 +313,6 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from macl.archive import ArchiveSplits
     from macl.bench.runner import run_study
     from macl.bench.studies import studies
-    from macl.errors import ArgumentError
 
     config, known = _config(args), studies()
     names = _chosen_studies(args.study, known) or list(known)
